@@ -1,0 +1,4 @@
+// Placeholder so the stack can bundle while the handler is written (replaced by the real handler).
+export const handler = async (): Promise<never> => {
+  throw new Error('detector handler not implemented yet');
+};
