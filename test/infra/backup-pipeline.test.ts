@@ -1,0 +1,574 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Capture, Match } from 'aws-cdk-lib/assertions';
+import { DOWNLOADER_STREAM_FILTERS, ENV, IDEMPOTENCY_KEY, LEDGER_KEY, LOG_OBJECT_PREFIX } from '../../lambda/shared/contract';
+import {
+  actionsOf,
+  functionAssetDir,
+  onlyResource,
+  pipelineFunction,
+  PipelineFunctionName,
+  referencedId,
+  resourcesOfType,
+  roleStatements,
+  statementsWithAction,
+  synthPipeline,
+  TEST_ENV,
+} from '../helpers/pipeline-template';
+
+// Default props, concrete environment: the production shape.
+const { template, assemblyDir } = synthPipeline();
+const resources = template.toJSON().Resources as Record<string, { Type: string; Properties: any }>;
+
+const [scannerId, scanner] = pipelineFunction(template, 'scanner');
+const [detectorId, detector] = pipelineFunction(template, 'detector');
+const [downloaderId, downloader] = pipelineFunction(template, 'downloader');
+const functions: Array<[PipelineFunctionName, string, typeof scanner]> = [
+  ['scanner', scannerId, scanner],
+  ['detector', detectorId, detector],
+  ['downloader', downloaderId, downloader],
+];
+
+const [ledgerId] = onlyResource(template, 'AWS::DynamoDB::Table', {
+  Properties: { KeySchema: Match.arrayWith([Match.objectLike({ AttributeName: LEDGER_KEY.sortKey })]) },
+});
+const [idempotencyId] = onlyResource(template, 'AWS::DynamoDB::Table', {
+  Properties: { KeySchema: [{ AttributeName: IDEMPOTENCY_KEY.partitionKey, KeyType: 'HASH' }] },
+});
+const [backupBucketId] = onlyResource(template, 'AWS::S3::Bucket', {
+  Properties: { LoggingConfiguration: Match.anyValue() },
+});
+const [accessLogBucketId] = onlyResource(template, 'AWS::S3::Bucket', {
+  Properties: { LoggingConfiguration: Match.absent() },
+});
+const [scheduleId, schedule] = onlyResource(template, 'AWS::Scheduler::Schedule');
+const [sqsMappingId, sqsMapping] = onlyResource(template, 'AWS::Lambda::EventSourceMapping', {
+  Properties: { EventSourceArn: { 'Fn::GetAtt': [Match.anyValue(), 'Arn'] } },
+});
+const [, streamMapping] = onlyResource(template, 'AWS::Lambda::EventSourceMapping', {
+  Properties: { EventSourceArn: { 'Fn::GetAtt': [ledgerId, 'StreamArn'] } },
+});
+
+const roleOf = (fn: typeof scanner): string => referencedId(fn.Properties!.Role);
+
+describe('schedule', () => {
+  test('invokes the scanner every 15 minutes by default', () => {
+    expect(schedule.Properties).toMatchObject({
+      ScheduleExpression: 'rate(15 minutes)',
+      State: 'ENABLED',
+      FlexibleTimeWindow: { Mode: 'OFF' },
+      Target: { Arn: { 'Fn::GetAtt': [scannerId, 'Arn'] } },
+    });
+  });
+
+  test('retries a bounded number of times within one schedule period, then dead-letters', () => {
+    const { RetryPolicy, DeadLetterConfig } = schedule.Properties!.Target;
+    expect(RetryPolicy.MaximumRetryAttempts).toBeGreaterThan(0);
+    expect(RetryPolicy.MaximumRetryAttempts).toBeLessThanOrEqual(5);
+    expect(RetryPolicy.MaximumEventAgeInSeconds).toBe(15 * 60);
+    const dlq = resources[referencedId(DeadLetterConfig.Arn)];
+    expect(dlq.Type).toBe('AWS::SQS::Queue');
+  });
+
+  test('its role may only invoke the scanner and write to the schedule DLQ', () => {
+    const roleId = referencedId(schedule.Properties!.Target.RoleArn);
+    expect(resources[roleId].Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      expect.objectContaining({
+        Principal: { Service: 'scheduler.amazonaws.com' },
+        Condition: { StringEquals: { 'aws:SourceAccount': TEST_ENV.account } },
+      }),
+    ]);
+    const statements = roleStatements(template, roleId);
+    expect(actionsOf(statements)).toEqual(['lambda:InvokeFunction', 'sqs:SendMessage']);
+    expect(statementsWithAction(statements, 'sqs:SendMessage')[0].Resource).toEqual({
+      'Fn::GetAtt': [referencedId(schedule.Properties!.Target.DeadLetterConfig.Arn), 'Arn'],
+    });
+    void scheduleId;
+  });
+});
+
+describe('queues', () => {
+  const queues = resourcesOfType(template, 'AWS::SQS::Queue');
+
+  test('every queue is encrypted and refuses non-TLS requests', () => {
+    expect(queues).toHaveLength(4);
+    for (const [queueId, queue] of queues) {
+      expect(queue.Properties?.SqsManagedSseEnabled).toBe(true);
+      template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: queueId }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Effect: 'Deny',
+              Action: 'sqs:*',
+              Principal: { AWS: '*' },
+              Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+            }),
+          ]),
+        },
+      });
+    }
+  });
+
+  test('the scan queue dead-letters after at least 5 receives', () => {
+    const scanQueue = resources[referencedId(sqsMapping.Properties!.EventSourceArn)];
+    const { deadLetterTargetArn, maxReceiveCount } = scanQueue.Properties.RedrivePolicy;
+    expect(maxReceiveCount).toBeGreaterThanOrEqual(5);
+    expect(resources[referencedId(deadLetterTargetArn)].Type).toBe('AWS::SQS::Queue');
+  });
+
+  test('the scan queue visibility timeout is at least 6 x the detector timeout', () => {
+    const detectorTimeout = new Capture();
+    const visibility = new Capture();
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'audit-log-detector' }) },
+      Timeout: detectorTimeout,
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      RedrivePolicy: Match.anyValue(),
+      VisibilityTimeout: visibility,
+    });
+    expect(visibility.asNumber()).toBeGreaterThanOrEqual(6 * detectorTimeout.asNumber());
+  });
+
+  test('the detector consumes the scan queue with partial batch failures', () => {
+    expect(sqsMapping.Properties).toMatchObject({
+      FunctionName: { Ref: detectorId },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    expect(sqsMapping.Properties!.BatchSize).toBeLessThanOrEqual(10);
+    expect(sqsMapping.Properties!.MaximumBatchingWindowInSeconds).toBeGreaterThan(0);
+    expect(sqsMapping.Properties!.ScalingConfig.MaximumConcurrency).toBeGreaterThanOrEqual(2);
+    void sqsMappingId;
+  });
+});
+
+describe('ledger table', () => {
+  test('is keyed (instance, file) as the contract names them, both strings', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [
+        { AttributeName: LEDGER_KEY.partitionKey, KeyType: 'HASH' },
+        { AttributeName: LEDGER_KEY.sortKey, KeyType: 'RANGE' },
+      ],
+      AttributeDefinitions: Match.arrayWith([
+        { AttributeName: LEDGER_KEY.partitionKey, AttributeType: 'S' },
+        { AttributeName: LEDGER_KEY.sortKey, AttributeType: 'S' },
+      ]),
+    });
+  });
+
+  test('is on-demand, point-in-time recoverable, encrypted, streams both images', () => {
+    expect(resources[ledgerId].Properties).toMatchObject({
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+      StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
+      DeletionProtectionEnabled: true,
+    });
+  });
+
+  test('is retained when the stack is deleted or the table replaced', () => {
+    template.hasResource('AWS::DynamoDB::Table', {
+      Properties: { StreamSpecification: Match.anyValue() },
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+  });
+});
+
+describe('idempotency table', () => {
+  test('has the Powertools key and TTL attribute, on-demand, PITR, encrypted', () => {
+    expect(resources[idempotencyId].Properties).toMatchObject({
+      KeySchema: [{ AttributeName: IDEMPOTENCY_KEY.partitionKey, KeyType: 'HASH' }],
+      AttributeDefinitions: [{ AttributeName: IDEMPOTENCY_KEY.partitionKey, AttributeType: 'S' }],
+      TimeToLiveSpecification: { AttributeName: IDEMPOTENCY_KEY.ttlAttribute, Enabled: true },
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+    });
+    expect(resources[idempotencyId].Properties.StreamSpecification).toBeUndefined();
+  });
+});
+
+describe('downloader stream event source', () => {
+  test('admits exactly the contract filter patterns', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [ledgerId, 'StreamArn'] },
+      FilterCriteria: {
+        Filters: DOWNLOADER_STREAM_FILTERS.map((pattern) => ({ Pattern: Match.serializedJson(pattern) })),
+      },
+    });
+  });
+
+  test('never blocks the shard: bisects, retries finitely, ages out, reports item failures', () => {
+    const props = streamMapping.Properties!;
+    expect(props).toMatchObject({
+      FunctionName: { Ref: downloaderId },
+      BisectBatchOnFunctionError: true,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ParallelizationFactor: 1,
+    });
+    expect(['TRIM_HORIZON', 'LATEST']).toContain(props.StartingPosition);
+    expect(props.MaximumRetryAttempts).toBeGreaterThanOrEqual(0);
+    expect(props.MaximumRetryAttempts).toBeLessThanOrEqual(10);
+    expect(props.MaximumRecordAgeInSeconds).toBeGreaterThanOrEqual(60);
+    expect(props.MaximumRecordAgeInSeconds).toBeLessThanOrEqual(24 * 3600);
+    expect(props.BatchSize).toBeLessThanOrEqual(10);
+  });
+
+  test('sends records it gives up on to an encrypted SQS destination', () => {
+    const destination = streamMapping.Properties!.DestinationConfig.OnFailure.Destination;
+    const queue = resources[referencedId(destination)];
+    expect(queue.Type).toBe('AWS::SQS::Queue');
+    expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
+  });
+
+  test('downloader concurrency is unreserved unless configured', () => {
+    expect(downloader.Properties!.ReservedConcurrentExecutions).toBeUndefined();
+  });
+});
+
+describe('backup bucket', () => {
+  const bucket = resources[backupBucketId];
+
+  test('blocks public access, is KMS-encrypted with a rotating key and a bucket key', () => {
+    expect(bucket.Properties).toMatchObject({
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          {
+            BucketKeyEnabled: true,
+            ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: expect.anything() },
+          },
+        ],
+      },
+    });
+    const keyRef = bucket.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault
+      .KMSMasterKeyID;
+    const key = resources[referencedId(keyRef)];
+    expect(key.Type).toBe('AWS::KMS::Key');
+    expect(key.Properties.EnableKeyRotation).toBe(true);
+  });
+
+  test('is versioned and aborts incomplete multipart uploads after a day', () => {
+    expect(bucket.Properties.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    expect(bucket.Properties.LifecycleConfiguration.Rules).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ Status: 'Enabled', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } }),
+      ]),
+    );
+  });
+
+  test('logs server access to the separate access-log bucket', () => {
+    expect(bucket.Properties.LoggingConfiguration.DestinationBucketName).toEqual({ Ref: accessLogBucketId });
+  });
+
+  test('bucket, its key and the access-log bucket are retained by default', () => {
+    for (const id of [backupBucketId, accessLogBucketId, referencedId(
+      bucket.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.KMSMasterKeyID,
+    )]) {
+      expect(template.toJSON().Resources[id]).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    }
+    expect(resourcesOfType(template, 'Custom::S3AutoDeleteObjects')).toHaveLength(0);
+  });
+
+  test('the access-log bucket blocks public access and uses S3-managed keys (required for log delivery)', () => {
+    expect(resources[accessLogBucketId].Properties).toMatchObject({
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: accessLogBucketId },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Allow', Principal: { Service: 'logging.s3.amazonaws.com' }, Action: 's3:PutObject' }),
+        ]),
+      },
+    });
+  });
+
+  test.each([
+    ['backup', () => backupBucketId],
+    ['access-log', () => accessLogBucketId],
+  ])('the %s bucket denies requests without TLS', (_name, bucketId) => {
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: bucketId() },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Principal: { AWS: '*' },
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      },
+    });
+  });
+});
+
+describe('functions', () => {
+  test.each(functions)('%s runs Node.js 22 on arm64 with source maps and Powertools env', (name, _id, fn) => {
+    expect(fn.Properties).toMatchObject({
+      Runtime: 'nodejs22.x',
+      Architectures: ['arm64'],
+      Handler: 'index.handler',
+    });
+    expect(fn.Properties!.Environment.Variables).toMatchObject({
+      NODE_OPTIONS: '--enable-source-maps',
+      POWERTOOLS_SERVICE_NAME: `audit-log-${name}`,
+      POWERTOOLS_LOG_LEVEL: 'INFO',
+      POWERTOOLS_METRICS_NAMESPACE: expect.any(String),
+    });
+  });
+
+  test.each(functions)('%s logs to its own log group with finite retention', (_name, _id, fn) => {
+    const logGroup = resources[referencedId(fn.Properties!.LoggingConfig.LogGroup)];
+    expect(logGroup.Type).toBe('AWS::Logs::LogGroup');
+    expect(logGroup.Properties.RetentionInDays).toBe(30);
+  });
+
+  test.each(functions)('%s is a minified esbuild bundle with a source map', (_name, _id, fn) => {
+    const dir = functionAssetDir(assemblyDir, fn);
+    const code = fs.readFileSync(path.join(dir, 'index.js'), 'utf8');
+    expect(code).toMatch(/\/\/# sourceMappingURL=index\.js\.map\s*$/);
+    expect(fs.existsSync(path.join(dir, 'index.js.map'))).toBe(true);
+    // Minified: no indentation-led lines.
+    expect(code.split('\n').filter((line) => /^\s{2,}\S/.test(line))).toEqual([]);
+  });
+
+  const POWERTOOLS_ENV = ['NODE_OPTIONS', 'POWERTOOLS_LOG_LEVEL', 'POWERTOOLS_METRICS_NAMESPACE', 'POWERTOOLS_SERVICE_NAME'];
+  test.each([
+    ['scanner', [ENV.scanQueueUrl, ENV.includeInstances, ENV.excludeInstances]],
+    ['detector', [ENV.ledgerTable, ENV.staleClaimMs]],
+    [
+      'downloader',
+      [ENV.ledgerTable, ENV.idempotencyTable, ENV.bucket, ENV.safetyMarginMs, ENV.maxObjectBytes, ENV.spoolDir],
+    ],
+  ] as Array<[PipelineFunctionName, string[]]>)('%s gets exactly its contract env vars', (name, expected) => {
+    const [, fn] = pipelineFunction(template, name);
+    expect(Object.keys(fn.Properties!.Environment.Variables).sort()).toEqual([...expected, ...POWERTOOLS_ENV].sort());
+  });
+
+  test('env values point at the right resources', () => {
+    const scanQueueId = referencedId(sqsMapping.Properties!.EventSourceArn);
+    expect(scanner.Properties!.Environment.Variables).toMatchObject({
+      [ENV.scanQueueUrl]: { Ref: scanQueueId },
+      [ENV.includeInstances]: '',
+      [ENV.excludeInstances]: '',
+    });
+    expect(detector.Properties!.Environment.Variables[ENV.ledgerTable]).toEqual({ Ref: ledgerId });
+    expect(downloader.Properties!.Environment.Variables).toMatchObject({
+      [ENV.ledgerTable]: { Ref: ledgerId },
+      [ENV.idempotencyTable]: { Ref: idempotencyId },
+      [ENV.bucket]: { Ref: backupBucketId },
+      [ENV.spoolDir]: '/tmp',
+    });
+  });
+
+  test('timeouts, memory and /tmp fit the work', () => {
+    expect(scanner.Properties!.Timeout).toBe(60);
+    expect(detector.Properties!.Timeout).toBe(120);
+    expect(downloader.Properties).toMatchObject({ Timeout: 600, MemorySize: 1024, EphemeralStorage: { Size: 2048 } });
+  });
+
+  test('a claim is stale only after several downloader timeouts', () => {
+    const staleClaimMs = Number(detector.Properties!.Environment.Variables[ENV.staleClaimMs]);
+    expect(staleClaimMs).toBeGreaterThanOrEqual(2 * downloader.Properties!.Timeout * 1000);
+  });
+
+  test('a full spool fits /tmp twice over, and the safety margin leaves most of the run for downloading', () => {
+    const vars = downloader.Properties!.Environment.Variables;
+    const tmpBytes = downloader.Properties!.EphemeralStorage.Size * 1024 * 1024;
+    expect(Number(vars[ENV.maxObjectBytes])).toBeGreaterThan(0);
+    expect(2 * Number(vars[ENV.maxObjectBytes])).toBeLessThanOrEqual(tmpBytes);
+    const marginMs = Number(vars[ENV.safetyMarginMs]);
+    expect(marginMs).toBeGreaterThan(0);
+    expect(marginMs).toBeLessThan((downloader.Properties!.Timeout * 1000) / 4);
+  });
+});
+
+describe('IAM', () => {
+  const rds = (type: string): string => `arn:aws:rds:${TEST_ENV.region}:${TEST_ENV.account}:${type}:*`;
+
+  test.each(functions)('%s has its own role with no managed policies', (_name, _id, fn) => {
+    const role = resources[roleOf(fn)];
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      expect.objectContaining({ Principal: { Service: 'lambda.amazonaws.com' } }),
+    ]);
+  });
+
+  test.each(functions)('%s writes logs only to its own log group', (_name, _id, fn) => {
+    const statements = roleStatements(template, roleOf(fn));
+    const logStatements = statements.filter((s) => actionsOf([s]).some((a) => a.startsWith('logs:')));
+    expect(logStatements).toEqual([
+      expect.objectContaining({
+        Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        Resource: { 'Fn::GetAtt': [referencedId(fn.Properties!.LoggingConfig.LogGroup), 'Arn'] },
+      }),
+    ]);
+  });
+
+  test('scanner: describe instances/clusters/cluster parameters, send to the scan queue', () => {
+    const statements = roleStatements(template, roleOf(scanner));
+    expect(actionsOf(statements)).toEqual([
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      'rds:DescribeDBClusterParameters',
+      'rds:DescribeDBClusters',
+      'rds:DescribeDBInstances',
+      'sqs:SendMessage',
+    ]);
+    expect(statementsWithAction(statements, 'rds:DescribeDBInstances')[0].Resource).toBe(rds('db'));
+    expect(statementsWithAction(statements, 'rds:DescribeDBClusters')[0].Resource).toBe(rds('cluster'));
+    expect(statementsWithAction(statements, 'rds:DescribeDBClusterParameters')[0].Resource).toBe(rds('cluster-pg'));
+    expect(statementsWithAction(statements, 'sqs:SendMessage')[0].Resource).toEqual({
+      'Fn::GetAtt': [referencedId(sqsMapping.Properties!.EventSourceArn), 'Arn'],
+    });
+  });
+
+  test('detector: list log files, read/write the ledger, consume the scan queue', () => {
+    const statements = roleStatements(template, roleOf(detector));
+    expect(actionsOf(statements)).toEqual([
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'dynamodb:UpdateItem',
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      'rds:DescribeDBLogFiles',
+      'sqs:ChangeMessageVisibility',
+      'sqs:DeleteMessage',
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:ReceiveMessage',
+    ]);
+    expect(statementsWithAction(statements, 'rds:DescribeDBLogFiles')[0].Resource).toBe(rds('db'));
+    for (const action of ['dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) {
+      expect(statementsWithAction(statements, action).map((s) => s.Resource)).toEqual([
+        { 'Fn::GetAtt': [ledgerId, 'Arn'] },
+      ]);
+    }
+  });
+
+  test('downloader: download log portions, put objects under logs/, ledger, idempotency, stream', () => {
+    const statements = roleStatements(template, roleOf(downloader));
+    expect(actionsOf(statements)).toEqual([
+      'dynamodb:DeleteItem',
+      'dynamodb:DescribeStream',
+      'dynamodb:GetItem',
+      'dynamodb:GetRecords',
+      'dynamodb:GetShardIterator',
+      'dynamodb:ListStreams',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'kms:GenerateDataKey',
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      'rds:DownloadDBLogFilePortion',
+      's3:PutObject',
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:SendMessage',
+    ]);
+    expect(statementsWithAction(statements, 'rds:DownloadDBLogFilePortion')[0].Resource).toBe(rds('db'));
+    // Deleting idempotency records is Powertools' business; the ledger is never deleted from.
+    expect(statementsWithAction(statements, 'dynamodb:DeleteItem').map((s) => s.Resource)).toEqual([
+      { 'Fn::GetAtt': [idempotencyId, 'Arn'] },
+    ]);
+    for (const action of ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) {
+      expect(statementsWithAction(statements, action).map((s) => s.Resource)).toEqual(
+        expect.arrayContaining([{ 'Fn::GetAtt': [ledgerId, 'Arn'] }, { 'Fn::GetAtt': [idempotencyId, 'Arn'] }]),
+      );
+    }
+    for (const action of ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator']) {
+      expect(statementsWithAction(statements, action)[0].Resource).toEqual({ 'Fn::GetAtt': [ledgerId, 'StreamArn'] });
+    }
+  });
+
+  test('downloader may put objects only under the logs/ prefix of the backup bucket', () => {
+    const [putObject] = statementsWithAction(roleStatements(template, roleOf(downloader)), 's3:PutObject');
+    expect(putObject.Resource).toEqual({
+      'Fn::Join': ['', [{ 'Fn::GetAtt': [backupBucketId, 'Arn'] }, `/${LOG_OBJECT_PREFIX}*`]],
+    });
+    expect(JSON.stringify(putObject.Resource)).toMatch(/\/logs\/\*"\]\]\}$/);
+  });
+
+  test('downloader may only generate data keys with the bucket key', () => {
+    const [kms] = statementsWithAction(roleStatements(template, roleOf(downloader)), 'kms:GenerateDataKey');
+    const bucketKeyId = referencedId(
+      resources[backupBucketId].Properties.BucketEncryption.ServerSideEncryptionConfiguration[0]
+        .ServerSideEncryptionByDefault.KMSMasterKeyID,
+    );
+    expect(kms).toMatchObject({ Action: 'kms:GenerateDataKey', Resource: { 'Fn::GetAtt': [bucketKeyId, 'Arn'] } });
+  });
+
+  test('no identity policy anywhere grants a wildcard action', () => {
+    const identityStatements = [
+      ...resourcesOfType(template, 'AWS::IAM::Policy').flatMap(([, p]) => p.Properties!.PolicyDocument.Statement),
+      ...resourcesOfType(template, 'AWS::IAM::Role').flatMap(([, r]) =>
+        (r.Properties!.Policies ?? []).flatMap((p: { PolicyDocument: { Statement: unknown[] } }) => p.PolicyDocument.Statement),
+      ),
+    ];
+    expect(identityStatements.length).toBeGreaterThan(10);
+    const actions = actionsOf(identityStatements);
+    // Neither `*` nor a service-wide `svc:*` nor any partial wildcard such as `s3:Get*`.
+    expect(actions.filter((action) => action.includes('*'))).toEqual([]);
+    expect(actions.every((action) => /^[a-z0-9-]+:[A-Za-z0-9]+$/.test(action))).toBe(true);
+    expect(resourcesOfType(template, 'AWS::IAM::ManagedPolicy')).toHaveLength(0);
+  });
+});
+
+describe('alarms and outputs', () => {
+  test('every dead-letter destination has an alarm on visible messages', () => {
+    const deadLetterQueueIds = resourcesOfType(template, 'AWS::SQS::Queue')
+      .map(([id]) => id)
+      .filter((id) => id !== referencedId(sqsMapping.Properties!.EventSourceArn));
+    expect(deadLetterQueueIds).toHaveLength(3);
+    for (const queueId of deadLetterQueueIds) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Namespace: 'AWS/SQS',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }],
+        ComparisonOperator: 'GreaterThanThreshold',
+        Threshold: 0,
+      });
+    }
+  });
+
+  test('lost log files from detector or downloader raise an alarm', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 0,
+      Metrics: Match.arrayWith(
+        ['audit-log-detector', 'audit-log-downloader'].map((service) =>
+          Match.objectLike({
+            MetricStat: Match.objectLike({
+              Metric: {
+                Namespace: detector.Properties!.Environment.Variables.POWERTOOLS_METRICS_NAMESPACE,
+                MetricName: 'LostLogFiles',
+                Dimensions: [{ Name: 'service', Value: service }],
+              },
+              Stat: 'Sum',
+            }),
+          }),
+        ),
+      ),
+    });
+  });
+
+  test('outputs the bucket and ledger table names', () => {
+    template.hasOutput('BackupBucketName', { Value: { Ref: backupBucketId } });
+    template.hasOutput('LedgerTableName', { Value: { Ref: ledgerId } });
+  });
+});
+
+test('snapshot', () => {
+  expect(template.toJSON()).toMatchSnapshot();
+});
