@@ -174,4 +174,29 @@ export const ENV = {
   maxObjectBytes: 'MAX_OBJECT_BYTES',
   /** Folder the downloader spools a segment to before its single checksummed PUT. */
   spoolDir: 'SPOOL_DIR',
+  /** Base delay before the detector re-drives a FAILED item to PENDING (ms; doubles per attempt). */
+  failedRetryBackoffMs: 'FAILED_RETRY_BACKOFF_MS',
+} as const;
+
+/**
+ * Text RDS puts at the end of a line it cut at the 1 MB page limit (preceded by a space). A page
+ * ending with it must be re-read with fewer lines; the local RDS endpoint emits the same text.
+ */
+export const RDS_TRUNCATION_TEXT = '[Your log message was truncated]';
+
+/** CloudWatch (EMF) namespace and metric names the handlers publish and alarms watch. */
+export const METRICS = {
+  namespace: 'AuroraAuditLogBackup',
+  /** Files that became LOST (RDS no longer has bytes that were never stored). Alarm on > 0. */
+  lostLogFiles: 'LostLogFiles',
+  /** Files that became FAILED. */
+  failedLogFiles: 'FailedLogFiles',
+  /** Bytes stored in S3. */
+  bytesBackedUp: 'BytesBackedUp',
+  /** Files that reached DONE. */
+  filesBackedUp: 'FilesBackedUp',
+  /** DownloadDBLogFilePortion calls made. */
+  portionCalls: 'PortionCalls',
+  /** Audit-enabled instances the scanner queued. */
+  instancesScanned: 'InstancesScanned',
 } as const;

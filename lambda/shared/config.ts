@@ -1,0 +1,102 @@
+/**
+ * Typed, validated handler configuration. Each handler module calls its reader ONCE at module load
+ * with `process.env`, so the environment must be complete before the handler module is imported
+ * (Lambda guarantees it; the local lab and tests must set it first). The core modules receive these
+ * objects as arguments and never read the environment themselves.
+ */
+import { tmpdir } from 'node:os';
+import { ENV } from './contract';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function required(env: Env, name: string): string {
+  const value = env[name]?.trim();
+  if (!value) throw new ConfigError(`environment variable ${name} is required`);
+  return value;
+}
+
+function positiveInteger(env: Env, name: string, fallback: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new ConfigError(`environment variable ${name} must be a positive integer, got "${raw}"`);
+  }
+  return value;
+}
+
+/** Comma- or whitespace-separated identifiers; empty or unset means an empty set. */
+function identifierSet(env: Env, name: string): ReadonlySet<string> {
+  const raw = env[name] ?? '';
+  return new Set(raw.split(/[\s,]+/).filter((id) => id.length > 0));
+}
+
+const MINUTE_MS = 60_000;
+const MIB = 1024 * 1024;
+
+/** Defaults used when the optional variables are unset (the stack may override them). */
+export const CONFIG_DEFAULTS = {
+  /** A few times Lambda's 15-minute maximum timeout: a claim this old has no living holder. */
+  staleClaimMs: 45 * MINUTE_MS,
+  failedRetryBackoffMs: 5 * MINUTE_MS,
+  /** Time kept in reserve to PUT the last segment and checkpoint before the function times out. */
+  safetyMarginMs: 60_000,
+  /** Aurora rotates audit files around 100 MB, so a file backed up in one pass is one object. */
+  maxObjectBytes: 128 * MIB,
+} as const;
+
+export interface ScannerConfig {
+  scanQueueUrl: string;
+  /** Instance identifiers to back up; empty means every audit-enabled instance. */
+  includeInstances: ReadonlySet<string>;
+  excludeInstances: ReadonlySet<string>;
+}
+
+export interface DetectorConfig {
+  ledgerTableName: string;
+  staleClaimMs: number;
+  failedRetryBackoffMs: number;
+}
+
+export interface DownloaderConfig {
+  ledgerTableName: string;
+  idempotencyTableName: string;
+  bucketName: string;
+  safetyMarginMs: number;
+  maxObjectBytes: number;
+  spoolDir: string;
+}
+
+export function readScannerConfig(env: Env): ScannerConfig {
+  return {
+    scanQueueUrl: required(env, ENV.scanQueueUrl),
+    includeInstances: identifierSet(env, ENV.includeInstances),
+    excludeInstances: identifierSet(env, ENV.excludeInstances),
+  };
+}
+
+export function readDetectorConfig(env: Env): DetectorConfig {
+  return {
+    ledgerTableName: required(env, ENV.ledgerTable),
+    staleClaimMs: positiveInteger(env, ENV.staleClaimMs, CONFIG_DEFAULTS.staleClaimMs),
+    failedRetryBackoffMs: positiveInteger(env, ENV.failedRetryBackoffMs, CONFIG_DEFAULTS.failedRetryBackoffMs),
+  };
+}
+
+export function readDownloaderConfig(env: Env): DownloaderConfig {
+  return {
+    ledgerTableName: required(env, ENV.ledgerTable),
+    idempotencyTableName: required(env, ENV.idempotencyTable),
+    bucketName: required(env, ENV.bucket),
+    safetyMarginMs: positiveInteger(env, ENV.safetyMarginMs, CONFIG_DEFAULTS.safetyMarginMs),
+    maxObjectBytes: positiveInteger(env, ENV.maxObjectBytes, CONFIG_DEFAULTS.maxObjectBytes),
+    spoolDir: env[ENV.spoolDir]?.trim() || tmpdir(),
+  };
+}

@@ -1,0 +1,170 @@
+/**
+ * What the Lambda service gives a handler in these tests: environment (set before the handler module
+ * is loaded), a context with a remaining-time budget, real-shaped SQS and DynamoDB stream events, and
+ * an S3 bucket fake that consumes each PUT's body stream and verifies its SHA-256 as S3 does.
+ */
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { PutObjectCommandInput } from '@aws-sdk/client-s3';
+import { marshall } from '@aws-sdk/util-dynamodb';
+import type { AttributeValue as StreamAttributeValue, Context, DynamoDBRecord, DynamoDBStreamEvent, SQSEvent } from 'aws-lambda';
+import { ENV, LEDGER_ATTR, LEDGER_KEY, LedgerStatus } from '../../../lambda/shared/contract';
+import type { Change, FakeTable, Item } from './fake-dynamodb';
+
+export const REGION = 'eu-west-1';
+export const LEDGER_TABLE = 'ledger';
+export const IDEMPOTENCY_TABLE = 'idempotency';
+export const BUCKET = 'audit-backup';
+export const QUEUE_URL = `https://sqs.${REGION}.amazonaws.com/123456789012/scan`;
+
+/** Sets the variables the stack would set; call before requiring a handler module. */
+export function setLambdaEnv(overrides: Record<string, string> = {}): void {
+  Object.assign(process.env, {
+    AWS_REGION: REGION,
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    AWS_LAMBDA_FUNCTION_NAME: 'test-function',
+    POWERTOOLS_LOG_LEVEL: 'SILENT',
+    POWERTOOLS_METRICS_DISABLED: 'true',
+    [ENV.ledgerTable]: LEDGER_TABLE,
+    [ENV.idempotencyTable]: IDEMPOTENCY_TABLE,
+    [ENV.bucket]: BUCKET,
+    [ENV.scanQueueUrl]: QUEUE_URL,
+    ...overrides,
+  });
+}
+
+export function fakeContext(remainingMs: () => number = () => 900_000, requestId = 'request-1'): Context {
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: 'test-function',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:${REGION}:123456789012:function:test-function`,
+    memoryLimitInMB: '1024',
+    awsRequestId: requestId,
+    logGroupName: '/aws/lambda/test-function',
+    logStreamName: '2024/01/01/[$LATEST]abc',
+    getRemainingTimeInMillis: remainingMs,
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+let sqsSequence = 0;
+
+export function sqsEvent(bodies: string[]): SQSEvent {
+  return {
+    Records: bodies.map((body) => {
+      const id = `message-${++sqsSequence}`;
+      return {
+        messageId: id,
+        receiptHandle: `receipt-${id}`,
+        body,
+        attributes: {
+          ApproximateReceiveCount: '1',
+          SentTimestamp: '1700000000000',
+          SenderId: 'AIDAEXAMPLE',
+          ApproximateFirstReceiveTimestamp: '1700000000001',
+        },
+        messageAttributes: {},
+        md5OfBody: createHash('md5').update(body).digest('hex'),
+        eventSource: 'aws:sqs',
+        eventSourceARN: `arn:aws:sqs:${REGION}:123456789012:scan`,
+        awsRegion: REGION,
+      };
+    }),
+  };
+}
+
+let streamSequence = 0;
+
+function image(item: Item | undefined): Record<string, StreamAttributeValue> | undefined {
+  return item && (marshall(item, { removeUndefinedValues: true }) as Record<string, StreamAttributeValue>);
+}
+
+export function streamRecord(change: Change): DynamoDBRecord {
+  const keySource = (change.newImage ?? change.oldImage) as Item;
+  const sequence = String(++streamSequence).padStart(21, '0');
+  return {
+    eventID: `event-${sequence}`,
+    eventName: change.eventName,
+    eventVersion: '1.1',
+    eventSource: 'aws:dynamodb',
+    awsRegion: REGION,
+    dynamodb: {
+      ApproximateCreationDateTime: 1_700_000_000,
+      Keys: image({
+        [LEDGER_KEY.partitionKey]: keySource[LEDGER_KEY.partitionKey],
+        [LEDGER_KEY.sortKey]: keySource[LEDGER_KEY.sortKey],
+      }),
+      NewImage: image(change.newImage),
+      OldImage: image(change.oldImage),
+      SequenceNumber: sequence,
+      SizeBytes: 256,
+      StreamViewType: 'NEW_AND_OLD_IMAGES',
+    },
+    eventSourceARN: `arn:aws:dynamodb:${REGION}:123456789012:table/${LEDGER_TABLE}/stream/2024-01-01T00:00:00.000`,
+  };
+}
+
+/**
+ * Stream records the downloader's event source would deliver for the table's changes since `from`:
+ * transitions into PENDING only (the semantics of DOWNLOADER_STREAM_FILTERS).
+ */
+export function pendingTransitions(table: FakeTable, from = 0): DynamoDBRecord[] {
+  return table.changes
+    .slice(from)
+    .filter(
+      (change) =>
+        change.newImage?.[LEDGER_ATTR.status] === LedgerStatus.PENDING &&
+        change.oldImage?.[LEDGER_ATTR.status] !== LedgerStatus.PENDING,
+    )
+    .map(streamRecord);
+}
+
+export function streamEvent(records: DynamoDBRecord[]): DynamoDBStreamEvent {
+  return { Records: records };
+}
+
+export interface StoredObject {
+  body: Buffer;
+  checksumSha256: string;
+}
+
+/** Consumes each PUT's body stream; rejects a body whose SHA-256 differs from the one sent. */
+export class FakeBucket {
+  readonly objects = new Map<string, StoredObject>();
+  puts = 0;
+
+  async putObject(input: PutObjectCommandInput): Promise<{ ChecksumSHA256: string }> {
+    this.puts++;
+    const chunks: Buffer[] = [];
+    for await (const chunk of input.Body as Readable) chunks.push(Buffer.from(chunk as Buffer));
+    const body = Buffer.concat(chunks);
+    const digest = createHash('sha256').update(body).digest('base64');
+    if (input.ContentLength !== body.length) {
+      throw new Error(`ContentLength ${input.ContentLength} but body has ${body.length} bytes`);
+    }
+    if (input.ChecksumSHA256 !== digest) {
+      const error = new Error('The SHA256 you specified did not match the calculated checksum.');
+      error.name = 'BadDigest';
+      throw error;
+    }
+    this.objects.set(input.Key ?? '', { body, checksumSha256: digest });
+    return { ChecksumSHA256: digest };
+  }
+
+  /** Objects under a prefix in key order, i.e. a file's segments in offset order. */
+  keys(prefix = ''): string[] {
+    return [...this.objects.keys()].filter((key) => key.startsWith(prefix)).sort();
+  }
+
+  concatenated(prefix: string): Buffer {
+    return Buffer.concat(this.keys(prefix).map((key) => this.objects.get(key)?.body ?? Buffer.alloc(0)));
+  }
+}
+
+export function sha256Base64(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('base64');
+}
