@@ -1,0 +1,374 @@
+/**
+ * Ledger access: one item per (instance, audit log file). Every write is conditional on the state the
+ * writer based its decision on, so the detector and the downloader can race without losing an
+ * update: a failed condition means "someone else changed the item", and the caller re-reads.
+ */
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+  paginateQuery,
+} from '@aws-sdk/lib-dynamodb';
+import { LEDGER_ATTR, LedgerStatus, type LedgerItem, type Segment } from './contract';
+
+export interface LedgerKey {
+  instance: string;
+  file: string;
+}
+
+/** What RDS lists for one log file. */
+export interface LogFileListing {
+  LogFileName: string;
+  Size: number;
+  LastWritten: number;
+}
+
+/** A change the detector decided on; unset fields are left as they are. */
+export interface ItemChange {
+  Size?: number;
+  LastWritten?: number;
+  Status?: LedgerStatus;
+  LastError?: string;
+  /** Set when leaving IN_PROGRESS: the claim no longer belongs to anybody. */
+  dropClaim?: boolean;
+}
+
+export interface CheckpointInput {
+  start: number;
+  end: number;
+  marker: string;
+  sha256: string;
+  now: number;
+}
+
+export class LedgerFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LedgerFormatError';
+  }
+}
+
+export function isConditionalCheckFailed(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ConditionalCheckFailedException';
+}
+
+export function ledgerKeyOf(item: Pick<LedgerItem, 'DBInstanceIdentifier' | 'LogFileName'>): LedgerKey {
+  return { instance: item.DBInstanceIdentifier, file: item.LogFileName };
+}
+
+const STATUSES: ReadonlySet<string> = new Set(Object.values(LedgerStatus));
+
+function expectString(raw: Record<string, unknown>, attr: string): string {
+  const value = raw[attr];
+  if (typeof value !== 'string') throw new LedgerFormatError(`ledger attribute ${attr} is not a string`);
+  return value;
+}
+
+function expectNumber(raw: Record<string, unknown>, attr: string): number {
+  const value = raw[attr];
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new LedgerFormatError(`ledger attribute ${attr} is not a number`);
+  }
+  return value;
+}
+
+function optional<T>(raw: Record<string, unknown>, attr: string, read: (r: Record<string, unknown>, a: string) => T) {
+  return raw[attr] === undefined ? undefined : read(raw, attr);
+}
+
+function parseSegments(value: unknown): Segment[] {
+  if (!Array.isArray(value)) throw new LedgerFormatError(`ledger attribute ${LEDGER_ATTR.segments} is not a list`);
+  return value.map((entry: unknown) => {
+    const segment = entry as Record<string, unknown>;
+    return {
+      Start: expectNumber(segment, 'Start'),
+      End: expectNumber(segment, 'End'),
+      Sha256: expectString(segment, 'Sha256'),
+    };
+  });
+}
+
+/** Validates an item read from the table; a malformed item is an error, never guessed at. */
+export function toLedgerItem(raw: Record<string, unknown>): LedgerItem {
+  const status = expectString(raw, LEDGER_ATTR.status);
+  if (!STATUSES.has(status)) throw new LedgerFormatError(`unknown ledger status ${status}`);
+  return {
+    DBInstanceIdentifier: expectString(raw, LEDGER_ATTR.instance),
+    LogFileName: expectString(raw, LEDGER_ATTR.file),
+    Size: expectNumber(raw, LEDGER_ATTR.size),
+    LastWritten: expectNumber(raw, LEDGER_ATTR.lastWritten),
+    Status: status as LedgerStatus,
+    StatusChangedAt: expectNumber(raw, LEDGER_ATTR.statusChangedAt),
+    BackedUpBytes: expectNumber(raw, LEDGER_ATTR.backedUpBytes),
+    LastBackup: optional(raw, LEDGER_ATTR.lastBackup, expectNumber),
+    Marker: optional(raw, LEDGER_ATTR.marker, expectString),
+    Attempts: optional(raw, LEDGER_ATTR.attempts, expectNumber),
+    LastError: optional(raw, LEDGER_ATTR.lastError, expectString),
+    Segments: raw[LEDGER_ATTR.segments] === undefined ? undefined : parseSegments(raw[LEDGER_ATTR.segments]),
+    ClaimToken: optional(raw, LEDGER_ATTR.claimToken, expectString),
+  };
+}
+
+/** Collects expression placeholders; attribute names are plain identifiers, so `#Name` is unique. */
+class Expression {
+  readonly names: Record<string, string> = {};
+  readonly values: Record<string, unknown> = {};
+  private valueCount = 0;
+
+  name(attr: string): string {
+    const placeholder = `#${attr}`;
+    this.names[placeholder] = attr;
+    return placeholder;
+  }
+
+  value(value: unknown): string {
+    const placeholder = `:v${this.valueCount++}`;
+    this.values[placeholder] = value;
+    return placeholder;
+  }
+
+  equals(attr: string, value: unknown): string {
+    return value === undefined
+      ? `attribute_not_exists(${this.name(attr)})`
+      : `${this.name(attr)} = ${this.value(value)}`;
+  }
+
+  assign(attr: string, value: unknown): string {
+    return `${this.name(attr)} = ${this.value(value)}`;
+  }
+}
+
+/** Last error texts are for humans; keep items far below DynamoDB's 400 KB limit. */
+const MAX_ERROR_TEXT = 1000;
+
+function errorText(text: string): string {
+  return text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT)}…` : text;
+}
+
+export class Ledger {
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  private keyOf(key: LedgerKey): Record<string, string> {
+    return { [LEDGER_ATTR.instance]: key.instance, [LEDGER_ATTR.file]: key.file };
+  }
+
+  /** Every item of one instance (strongly consistent, all pages). */
+  async itemsOfInstance(instance: string): Promise<LedgerItem[]> {
+    const expression = new Expression();
+    const keyCondition = expression.equals(LEDGER_ATTR.instance, instance);
+    const items: LedgerItem[] = [];
+    const pages = paginateQuery(
+      { client: this.client },
+      {
+        TableName: this.tableName,
+        KeyConditionExpression: keyCondition,
+        ExpressionAttributeNames: expression.names,
+        ExpressionAttributeValues: expression.values,
+        ConsistentRead: true,
+      },
+    );
+    for await (const page of pages) {
+      for (const raw of page.Items ?? []) items.push(toLedgerItem(raw));
+    }
+    return items;
+  }
+
+  async get(key: LedgerKey): Promise<LedgerItem | undefined> {
+    const result = await this.client.send(
+      new GetCommand({ TableName: this.tableName, Key: this.keyOf(key), ConsistentRead: true }),
+    );
+    return result.Item ? toLedgerItem(result.Item) : undefined;
+  }
+
+  /** A file seen for the first time. False when the item already exists (a concurrent detector). */
+  async createPending(instance: string, listing: LogFileListing, now: number): Promise<boolean> {
+    const expression = new Expression();
+    const item: LedgerItem = {
+      DBInstanceIdentifier: instance,
+      LogFileName: listing.LogFileName,
+      Size: listing.Size,
+      LastWritten: listing.LastWritten,
+      Status: LedgerStatus.PENDING,
+      StatusChangedAt: now,
+      BackedUpBytes: 0,
+      Attempts: 0,
+    };
+    const put = new PutCommand({
+      TableName: this.tableName,
+      Item: item,
+      ConditionExpression: `attribute_not_exists(${expression.name(LEDGER_ATTR.instance)})`,
+      ExpressionAttributeNames: expression.names,
+    });
+    return this.conditionally(() => this.client.send(put));
+  }
+
+  /**
+   * Applies a detector decision only if the item is still exactly as observed (status, the time of
+   * its last status change, size, last-written and claim), so a concurrent downloader write makes
+   * it fail and the detector re-evaluates instead of overwriting.
+   */
+  async applyChange(observed: LedgerItem, change: ItemChange, now: number): Promise<boolean> {
+    const e = new Expression();
+    const set: string[] = [];
+    const remove: string[] = [];
+    if (change.Size !== undefined) set.push(e.assign(LEDGER_ATTR.size, change.Size));
+    if (change.LastWritten !== undefined) set.push(e.assign(LEDGER_ATTR.lastWritten, change.LastWritten));
+    if (change.Status !== undefined && change.Status !== observed.Status) {
+      set.push(e.assign(LEDGER_ATTR.status, change.Status), e.assign(LEDGER_ATTR.statusChangedAt, now));
+    }
+    if (change.LastError !== undefined) set.push(e.assign(LEDGER_ATTR.lastError, errorText(change.LastError)));
+    if (change.dropClaim) remove.push(e.name(LEDGER_ATTR.claimToken));
+    if (set.length === 0 && remove.length === 0) return true;
+    const condition = [
+      e.equals(LEDGER_ATTR.status, observed.Status),
+      e.equals(LEDGER_ATTR.statusChangedAt, observed.StatusChangedAt),
+      e.equals(LEDGER_ATTR.size, observed.Size),
+      e.equals(LEDGER_ATTR.lastWritten, observed.LastWritten),
+      e.equals(LEDGER_ATTR.claimToken, observed.ClaimToken),
+    ].join(' AND ');
+    return this.update(ledgerKeyOf(observed), e, set, remove, condition);
+  }
+
+  /**
+   * PENDING -> IN_PROGRESS under a fresh token. Returns the claimed item as stored (the checkpoint to
+   * resume from), or undefined when the item is not PENDING any more (someone else has the work).
+   */
+  async claim(work: LedgerKey, token: string, now: number): Promise<LedgerItem | undefined> {
+    const e = new Expression();
+    const attempts = e.name(LEDGER_ATTR.attempts);
+    const set = [
+      e.assign(LEDGER_ATTR.status, LedgerStatus.IN_PROGRESS),
+      e.assign(LEDGER_ATTR.claimToken, token),
+      e.assign(LEDGER_ATTR.statusChangedAt, now),
+      `${attempts} = if_not_exists(${attempts}, ${e.value(0)}) + ${e.value(1)}`,
+    ];
+    const condition = e.equals(LEDGER_ATTR.status, LedgerStatus.PENDING);
+    try {
+      const result = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: this.keyOf(work),
+          UpdateExpression: `SET ${set.join(', ')}`,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: e.names,
+          ExpressionAttributeValues: e.values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return result.Attributes ? toLedgerItem(result.Attributes) : undefined;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Records one stored object: only while the claim holds and only if it extends exactly the bytes
+   * already recorded (BackedUpBytes = start), so segments stay contiguous and are recorded once.
+   */
+  async checkpoint(work: LedgerKey, token: string, input: CheckpointInput): Promise<boolean> {
+    const e = new Expression();
+    const segments = e.name(LEDGER_ATTR.segments);
+    const segment: Segment = { Start: input.start, End: input.end, Sha256: input.sha256 };
+    const set = [
+      e.assign(LEDGER_ATTR.backedUpBytes, input.end),
+      e.assign(LEDGER_ATTR.marker, input.marker),
+      e.assign(LEDGER_ATTR.lastBackup, input.now),
+      e.assign(LEDGER_ATTR.attempts, 0),
+      `${segments} = list_append(if_not_exists(${segments}, ${e.value([])}), ${e.value([segment])})`,
+    ];
+    const condition = [
+      e.equals(LEDGER_ATTR.claimToken, token),
+      e.equals(LEDGER_ATTR.status, LedgerStatus.IN_PROGRESS),
+      e.equals(LEDGER_ATTR.backedUpBytes, input.start),
+    ].join(' AND ');
+    return this.update(work, e, set, [], condition);
+  }
+
+  /** IN_PROGRESS -> DONE, only if RDS has not listed more bytes than are stored meanwhile. */
+  async markDone(work: LedgerKey, token: string, backedUpBytes: number, now: number): Promise<boolean> {
+    const e = new Expression();
+    const set = [
+      e.assign(LEDGER_ATTR.status, LedgerStatus.DONE),
+      e.assign(LEDGER_ATTR.statusChangedAt, now),
+      e.assign(LEDGER_ATTR.attempts, 0),
+    ];
+    const remove = [e.name(LEDGER_ATTR.claimToken), e.name(LEDGER_ATTR.lastError)];
+    const condition = [
+      e.equals(LEDGER_ATTR.claimToken, token),
+      e.equals(LEDGER_ATTR.status, LedgerStatus.IN_PROGRESS),
+      e.equals(LEDGER_ATTR.backedUpBytes, backedUpBytes),
+      `${e.name(LEDGER_ATTR.size)} <= ${e.value(backedUpBytes)}`,
+    ].join(' AND ');
+    return this.update(work, e, set, remove, condition);
+  }
+
+  /** IN_PROGRESS -> PENDING with the checkpoint kept: the transition re-triggers the downloader. */
+  async release(work: LedgerKey, token: string, now: number): Promise<boolean> {
+    return this.leaveClaim(work, token, LedgerStatus.PENDING, now, undefined);
+  }
+
+  /** IN_PROGRESS -> FAILED or LOST with the reason. */
+  async abandon(
+    work: LedgerKey,
+    token: string,
+    status: typeof LedgerStatus.FAILED | typeof LedgerStatus.LOST,
+    reason: string,
+    now: number,
+  ): Promise<boolean> {
+    return this.leaveClaim(work, token, status, now, reason);
+  }
+
+  private async leaveClaim(
+    work: LedgerKey,
+    token: string,
+    status: LedgerStatus,
+    now: number,
+    reason: string | undefined,
+  ): Promise<boolean> {
+    const e = new Expression();
+    const set = [e.assign(LEDGER_ATTR.status, status), e.assign(LEDGER_ATTR.statusChangedAt, now)];
+    if (reason !== undefined) set.push(e.assign(LEDGER_ATTR.lastError, errorText(reason)));
+    const remove = [e.name(LEDGER_ATTR.claimToken)];
+    const condition = [
+      e.equals(LEDGER_ATTR.claimToken, token),
+      e.equals(LEDGER_ATTR.status, LedgerStatus.IN_PROGRESS),
+    ].join(' AND ');
+    return this.update(work, e, set, remove, condition);
+  }
+
+  private async update(
+    work: LedgerKey,
+    e: Expression,
+    set: string[],
+    remove: string[],
+    condition: string,
+  ): Promise<boolean> {
+    const clauses = [set.length ? `SET ${set.join(', ')}` : '', remove.length ? `REMOVE ${remove.join(', ')}` : ''];
+    const hasValues = Object.keys(e.values).length > 0;
+    const update = new UpdateCommand({
+      TableName: this.tableName,
+      Key: this.keyOf(work),
+      UpdateExpression: clauses.filter(Boolean).join(' '),
+      ConditionExpression: condition,
+      ExpressionAttributeNames: e.names,
+      ExpressionAttributeValues: hasValues ? e.values : undefined,
+    });
+    return this.conditionally(() => this.client.send(update));
+  }
+
+  /** True when written, false when the condition failed; any other error propagates. */
+  private async conditionally(write: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await write();
+      return true;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw error;
+    }
+  }
+}
