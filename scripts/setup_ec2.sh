@@ -60,20 +60,29 @@ install_packages() {
   fi
 }
 
+node_major() {
+  local version
+  version=$(node --version 2>/dev/null) || return 1
+  version=${version#v}
+  printf '%s\n' "${version%%.*}"
+}
+
 ensure_node() {
-  local major=${NODEJS_PACKAGE#nodejs}
-  if ! command -v node >/dev/null 2>&1 && [[ -x "/usr/bin/node-$major" ]]; then
-    # The unversioned `node` is an alternatives link; make it point at the installed runtime.
+  local major=${NODEJS_PACKAGE#nodejs} current=0
+  if command -v node >/dev/null 2>&1; then
+    current=$(node_major) || current=0
+  fi
+  if ((current < MIN_NODE_MAJOR)) && [[ -x "/usr/bin/node-$major" ]]; then
+    # The unversioned `node` is an alternatives link (absent, or an older runtime such as the
+    # un-namespaced Node 18 package): point it at the runtime installed here.
     alternatives --set node "/usr/bin/node-$major" || lab_die "could not make /usr/bin/node-$major the default node"
+    hash -r
   fi
   command -v node >/dev/null 2>&1 || lab_die "node is not on PATH after installing $NODEJS_PACKAGE"
-  local version
-  version=$(node --version)
-  local installed_major=${version#v}
-  installed_major=${installed_major%%.*}
-  ((installed_major >= MIN_NODE_MAJOR)) ||
-    lab_die "node $version is too old for the audit-log analyser (needs >= $MIN_NODE_MAJOR); set LAB_NODEJS_PACKAGE"
-  lab_log "node $version"
+  current=$(node_major) || lab_die "node --version failed"
+  ((current >= MIN_NODE_MAJOR)) ||
+    lab_die "node $(node --version) is too old for the audit-log analyser (AWS SDK v3 needs >= $MIN_NODE_MAJOR); set LAB_NODEJS_PACKAGE"
+  lab_log "node $(node --version)"
 }
 
 sysbench_is_current() {
