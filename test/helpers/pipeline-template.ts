@@ -27,11 +27,21 @@ export interface SynthesizedPipeline {
   assemblyDir: string;
 }
 
-export function synthPipeline(
-  pipeline?: BackupPipelineProps,
-  env: Environment | undefined = TEST_ENV,
-): SynthesizedPipeline {
-  const app = new App({ context: appContext() });
+export interface SynthOptions {
+  /** @default TEST_ENV; `null` for an environment-agnostic stack */
+  env?: Environment | null;
+  /**
+   * Run esbuild for the functions. Without it CDK stages placeholder assets: the template is the same
+   * except for asset hashes, and synthesis takes milliseconds instead of seconds.
+   * @default true
+   */
+  bundle?: boolean;
+}
+
+export function synthPipeline(pipeline?: BackupPipelineProps, options: SynthOptions = {}): SynthesizedPipeline {
+  const env = options.env === null ? undefined : (options.env ?? TEST_ENV);
+  const context = { ...appContext(), ...(options.bundle === false ? { 'aws:cdk:bundling-stacks': [] } : {}) };
+  const app = new App({ context });
   const stack = new BackupPipelineStack(app, 'BackupPipeline', { env, pipeline });
   const template = Template.fromStack(stack);
   return { app, stack, template, assemblyDir: app.synth().directory };
