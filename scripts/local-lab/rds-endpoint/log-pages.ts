@@ -87,7 +87,7 @@ export interface ForwardPageRequest {
   pageLimit: number;
   /**
    * Asked only for a page that stopped at the limit while lines were still requested: true makes the
-   * page fill up to the limit by cutting the next line (RDS's behaviour), false stops before it.
+   * page fill up to the limit, cutting the line found there (RDS's behaviour); false stops before it.
    */
   fillAndCut: () => boolean;
 }
@@ -118,11 +118,14 @@ export async function readForwardPage(file: FileHandle, request: ForwardPageRequ
 
   const stoppedAtLimit = lines < maxLines && !windowReachesEof;
   if (stoppedAtLimit) {
-    const room = pageLimit - end - TRUNCATION_BYTES.length;
-    const cut = room > 0 ? utf8CutLength(window, end, room) : 0;
-    if (cut > 0 && request.fillAndCut()) {
-      const nextOffset = await lineEndFrom(file, offset + window.length, size);
-      return cutPage(window.subarray(0, end), window.subarray(end, end + cut), nextOffset);
+    // RDS fills the page: the data is cut at the limit (less the suffix) inside whatever line is there.
+    const cutAt = utf8CutLength(window, 0, pageLimit - TRUNCATION_BYTES.length);
+    const cutLineStart = cutAt > 0 ? window.lastIndexOf(LF, cutAt - 1) + 1 : 0;
+    // Only where a whole line precedes the cut, so re-reading with that many lines always succeeds.
+    if (cutLineStart > 0 && cutLineStart < cutAt && request.fillAndCut()) {
+      const lf = window.indexOf(LF, cutAt);
+      const nextOffset = lf !== -1 ? offset + lf + 1 : await lineEndFrom(file, offset + window.length, size);
+      return cutPage(window.subarray(0, cutLineStart), window.subarray(cutLineStart, cutAt), nextOffset);
     }
   }
 

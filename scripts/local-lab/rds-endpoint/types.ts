@@ -130,10 +130,11 @@ export interface Faults {
   nonEmptyFinalMarker: boolean;
   /**
    * Fraction [0, 1] of eligible pages that behave like RDS does when the requested lines exceed the
-   * page limit: instead of stopping before the line that does not fit, the page is filled up to the
-   * limit by cutting that line and appending TRUNCATION_SUFFIX (the Marker then points after the cut
-   * line). Eligible: the page stopped at the limit with lines still requested, and the cut keeps at
-   * least one byte of the line. Re-reading from the same Marker with fewer NumberOfLines gives whole lines.
+   * page limit: instead of stopping before the line that does not fit, the page is cut at the limit
+   * (less the suffix) inside the line found there, TRUNCATION_SUFFIX is appended, and the Marker
+   * points after that line. Eligible: the page stopped at the limit with lines still requested, and at
+   * least one whole line precedes the cut line, so re-reading from the same Marker with NumberOfLines =
+   * the whole lines received always gives whole lines.
    */
   truncatePagesFraction: number;
   /** Files treated as vanished: omitted from listings, downloads answer DBLogFileNotFoundFault. */
