@@ -1,0 +1,94 @@
+/**
+ * One Lambda execution environment: a Node process that imports a handler module once (its module
+ * scope — configuration, SDK clients — lives as long as the process, as in a warm Lambda environment)
+ * and answers invocations from the local Lambda service over IPC. The service kills the process on a
+ * timeout, so a timed-out invocation really stops, as it does in Lambda.
+ *
+ * Started as: node --import tsx function-runtime.ts <handler module path>
+ * The environment is complete before this process starts, so the handler reads it at import.
+ */
+import { pathToFileURL } from 'node:url';
+import { buildContext, InvocationMeta } from './events';
+
+export interface InvokeMessage {
+  type: 'invoke';
+  id: number;
+  event: unknown;
+  meta: InvocationMeta;
+}
+
+export type RuntimeMessage =
+  | { type: 'ready'; initMs: number }
+  | { type: 'init-error'; error: SerializedError }
+  | {
+      type: 'result';
+      id: number;
+      ok: boolean;
+      value?: unknown;
+      error?: SerializedError;
+      durationMs: number;
+      /** Peak resident memory of this environment so far (KiB). */
+      maxRssKb: number;
+    };
+
+export interface SerializedError {
+  errorType: string;
+  errorMessage: string;
+  stack?: string;
+}
+
+type Handler = (event: unknown, context: unknown) => Promise<unknown>;
+
+function serialize(error: unknown): SerializedError {
+  if (error instanceof Error) return { errorType: error.name, errorMessage: error.message, stack: error.stack };
+  return { errorType: 'Error', errorMessage: String(error) };
+}
+
+function send(message: RuntimeMessage): void {
+  process.send?.(message);
+}
+
+async function main(): Promise<void> {
+  const modulePath = process.argv[2];
+  if (!modulePath || !process.send) throw new Error('usage: function-runtime.ts <handler module> (with an IPC channel)');
+  // The service going away (even by SIGKILL) closes the channel: the environment ends with it.
+  process.on('disconnect', () => process.exit(0));
+
+  const started = performance.now();
+  let handler: Handler;
+  try {
+    const loaded = (await import(pathToFileURL(modulePath).href)) as { handler?: unknown; default?: { handler?: unknown } };
+    const exported = loaded.handler ?? loaded.default?.handler;
+    if (typeof exported !== 'function') throw new Error(`${modulePath} does not export a handler function`);
+    handler = exported as Handler;
+  } catch (error) {
+    send({ type: 'init-error', error: serialize(error) });
+    return;
+  }
+  send({ type: 'ready', initMs: performance.now() - started });
+
+  process.on('message', (message: InvokeMessage) => {
+    if (message.type !== 'invoke') return;
+    const begin = performance.now();
+    Promise.resolve()
+      .then(() => handler(message.event, buildContext(message.meta)))
+      // Lambda returns the result serialized as JSON (undefined becomes null); a result that cannot be
+      // serialized fails the invocation, as it does there.
+      .then((value) => ({ ok: true, value: value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown) }))
+      .catch((error: unknown) => ({ ok: false, error: serialize(error) }))
+      .then((outcome: { ok: boolean; value?: unknown; error?: SerializedError }) =>
+        send({
+          type: 'result',
+          id: message.id,
+          ...outcome,
+          durationMs: performance.now() - begin,
+          maxRssKb: process.resourceUsage().maxRSS,
+        }),
+      );
+  });
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`function runtime failed: ${String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,225 @@
+/**
+ * A deployed function as the local Lambda service runs it: execution environments (one process each,
+ * see function-runtime.ts) created on demand up to a concurrency limit, reused while warm, killed on
+ * timeout and replaced after a crash. Errors come back as Lambda reports them (errorType/errorMessage),
+ * never thrown, so event sources can apply their own retry rules.
+ */
+import { join } from 'node:path';
+import type { ProcessRegistry, TrackedProcess } from '../processes';
+import { FunctionIdentity, functionArn, newInvocation } from './events';
+import type { InvokeMessage, RuntimeMessage, SerializedError } from './function-runtime';
+
+const RUNTIME_ENTRY = join(__dirname, 'function-runtime.ts');
+const REPO_ROOT = join(__dirname, '..', '..', '..');
+
+export interface LambdaFunctionOptions {
+  identity: FunctionIdentity;
+  /** The handler module (`lambda/<name>/index.ts`). */
+  entry: string;
+  /** Complete environment of every execution environment (Lambda's variables included). */
+  environment: NodeJS.ProcessEnv;
+  timeoutMs: number;
+  maxConcurrency: number;
+  registry: ProcessRegistry;
+  logFile: string;
+  /** Init (module import) budget, as Lambda's 10 s init phase. */
+  initTimeoutMs?: number;
+}
+
+export type InvokeResult =
+  | { ok: true; value: unknown; requestId: string; durationMs: number }
+  | ({ ok: false; requestId: string; durationMs: number; timedOut: boolean; crashed: boolean } & SerializedError);
+
+export interface FunctionStats {
+  invocations: number;
+  errors: number;
+  timeouts: number;
+  crashes: number;
+  coldStarts: number;
+  initMsTotal: number;
+  durationMsTotal: number;
+  /** Highest peak RSS any environment reported (KiB). */
+  peakRssKb: number;
+}
+
+interface Environment {
+  process: TrackedProcess;
+  ready: Promise<void>;
+  busy: boolean;
+  dead: boolean;
+  pending?: { id: number; resolve: (message: Extract<RuntimeMessage, { type: 'result' }> | undefined) => void };
+}
+
+export class LambdaFunction {
+  readonly stats: FunctionStats = {
+    invocations: 0,
+    errors: 0,
+    timeouts: 0,
+    crashes: 0,
+    coldStarts: 0,
+    initMsTotal: 0,
+    durationMsTotal: 0,
+    peakRssKb: 0,
+  };
+  private readonly environments: Environment[] = [];
+  private readonly waiting: Array<() => void> = [];
+  private nextId = 1;
+  private closed = false;
+  /** Budget override for the next invocations (a fault scenario shortens it). */
+  timeoutMs: number;
+
+  constructor(readonly options: LambdaFunctionOptions) {
+    this.timeoutMs = options.timeoutMs;
+  }
+
+  get name(): string {
+    return this.options.identity.functionName;
+  }
+
+  get arn(): string {
+    return functionArn(this.options.identity);
+  }
+
+  async invoke(event: unknown): Promise<InvokeResult> {
+    const environment = await this.acquire();
+    const invocation = newInvocation(this.options.identity, this.timeoutMs);
+    const started = Date.now();
+    this.stats.invocations += 1;
+    const failure = (error: SerializedError, flags: { timedOut?: boolean; crashed?: boolean }): InvokeResult => {
+      this.stats.errors += 1;
+      return {
+        ok: false,
+        requestId: invocation.awsRequestId,
+        durationMs: Date.now() - started,
+        timedOut: flags.timedOut ?? false,
+        crashed: flags.crashed ?? false,
+        ...error,
+      };
+    };
+    try {
+      try {
+        await environment.ready;
+      } catch (error) {
+        this.stats.crashes += 1;
+        return failure({ errorType: 'Runtime.InitError', errorMessage: (error as Error).message }, { crashed: true });
+      }
+      const id = this.nextId++;
+      let timer: NodeJS.Timeout | undefined;
+      const outcome = await new Promise<Extract<RuntimeMessage, { type: 'result' }> | 'timeout' | undefined>((resolve) => {
+        environment.pending = { id, resolve };
+        timer = setTimeout(() => resolve('timeout'), Math.max(0, invocation.deadlineMs - Date.now()));
+        const message: InvokeMessage = { type: 'invoke', id, event, meta: invocation };
+        environment.process.child.send(message, (error) => {
+          if (error) resolve(undefined);
+        });
+      });
+      clearTimeout(timer);
+      environment.pending = undefined;
+      if (outcome === 'timeout') {
+        this.stats.timeouts += 1;
+        await this.discard(environment);
+        return failure(
+          { errorType: 'Sandbox.Timedout', errorMessage: `Task timed out after ${(this.timeoutMs / 1000).toFixed(2)} seconds` },
+          { timedOut: true },
+        );
+      }
+      if (outcome === undefined) {
+        this.stats.crashes += 1;
+        await this.discard(environment);
+        return failure(
+          { errorType: 'Runtime.ExitError', errorMessage: `RequestId: ${invocation.awsRequestId} Error: Runtime exited` },
+          { crashed: true },
+        );
+      }
+      this.stats.durationMsTotal += outcome.durationMs;
+      this.stats.peakRssKb = Math.max(this.stats.peakRssKb, outcome.maxRssKb);
+      if (!outcome.ok) return failure(outcome.error ?? { errorType: 'Error', errorMessage: 'unknown error' }, {});
+      return { ok: true, value: outcome.value, requestId: invocation.awsRequestId, durationMs: Date.now() - started };
+    } finally {
+      this.release(environment);
+    }
+  }
+
+  /** Ends every environment (the next invocation cold-starts). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.environments.map((environment) => this.discard(environment)));
+  }
+
+  /** Kills the environments now, as a crash of the host would (fault scenarios). */
+  async recycle(): Promise<void> {
+    await Promise.all(this.environments.map((environment) => this.discard(environment)));
+  }
+
+  private async acquire(): Promise<Environment> {
+    for (;;) {
+      if (this.closed) throw new Error(`${this.name} is shut down`);
+      const idle = this.environments.find((environment) => !environment.busy && !environment.dead);
+      if (idle) {
+        idle.busy = true;
+        return idle;
+      }
+      if (this.environments.length < this.options.maxConcurrency) {
+        const created = this.spawn();
+        created.busy = true;
+        return created;
+      }
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+  }
+
+  private release(environment: Environment): void {
+    environment.busy = false;
+    this.waiting.shift()?.();
+  }
+
+  private spawn(): Environment {
+    const { registry, environment: env, entry, logFile, initTimeoutMs = 30_000 } = this.options;
+    this.stats.coldStarts += 1;
+    const tracked = registry.start(`lambda:${this.name}`, process.execPath, ['--import', 'tsx', RUNTIME_ENTRY, entry], {
+      env,
+      cwd: REPO_ROOT,
+      logFile,
+      ipc: true,
+    });
+    const environment: Environment = { process: tracked, ready: Promise.resolve(), busy: false, dead: false };
+    environment.ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`init of ${this.name} took longer than ${initTimeoutMs} ms`)), initTimeoutMs);
+      tracked.child.on('message', (message: RuntimeMessage) => {
+        if (message.type === 'ready') {
+          clearTimeout(timer);
+          this.stats.initMsTotal += message.initMs;
+          resolve();
+        } else if (message.type === 'init-error') {
+          clearTimeout(timer);
+          reject(new Error(`${message.error.errorType}: ${message.error.errorMessage}`));
+        } else if (message.type === 'result' && environment.pending?.id === message.id) {
+          environment.pending.resolve(message);
+        }
+      });
+      void tracked.exited.then((code) => {
+        clearTimeout(timer);
+        environment.dead = true;
+        reject(new Error(`runtime of ${this.name} exited during init (${code}); see ${logFile}`));
+        environment.pending?.resolve(undefined);
+        this.remove(environment);
+      });
+    });
+    // A failed init is reported by the invocation that waits for it; nobody else awaits this promise.
+    environment.ready.catch(() => undefined);
+    this.environments.push(environment);
+    return environment;
+  }
+
+  private async discard(environment: Environment): Promise<void> {
+    environment.dead = true;
+    await this.options.registry.stop(environment.process, 0);
+    this.remove(environment);
+  }
+
+  private remove(environment: Environment): void {
+    const index = this.environments.indexOf(environment);
+    if (index !== -1) this.environments.splice(index, 1);
+    this.waiting.shift()?.();
+  }
+}

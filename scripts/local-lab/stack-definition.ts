@@ -1,0 +1,241 @@
+/**
+ * The pipeline exactly as the CDK app defines it: the lab synthesizes BackupPipelineStack (without
+ * bundling: only the template matters) and reads from the CloudFormation template everything the local
+ * services and the local Lambda service need — table key schemas and stream view, queue attributes and
+ * redrive, bucket versioning, each function's timeout, memory and environment, the event source
+ * mappings (batch sizes, retries, bisect, filter criteria, on-failure destination) and the schedule's
+ * input. Nothing of it is restated here, so the lab tests what would deploy.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, CfnElement, Duration } from 'aws-cdk-lib';
+import { DEFAULT_CONFIG } from '../../lib/config';
+import { BackupPipelineStack } from '../../lib/stacks/backup-pipeline-stack';
+import type { FilterPattern } from './runner/filter-matcher';
+
+const REPO_ROOT = join(__dirname, '..', '..');
+
+export type FunctionRole = 'scanner' | 'detector' | 'downloader';
+export const FUNCTION_ROLES: readonly FunctionRole[] = ['scanner', 'detector', 'downloader'];
+
+/** A CloudFormation value: a literal or an intrinsic (Ref, Fn::GetAtt, Fn::Join) to resolve locally. */
+export type CfnValue = unknown;
+
+export interface CfnResource {
+  Type: string;
+  Properties?: Record<string, unknown>;
+}
+
+export interface FunctionDefinition {
+  logicalId: string;
+  /** `handler` export of `lambda/<role>/index.ts`. */
+  entry: string;
+  timeoutSeconds: number;
+  memoryMb: number;
+  reservedConcurrency?: number;
+  environment: Record<string, CfnValue>;
+}
+
+export interface SqsSourceDefinition {
+  queueLogicalId: string;
+  batchSize: number;
+  maxBatchingWindowSeconds: number;
+  reportBatchItemFailures: boolean;
+  maxConcurrency?: number;
+}
+
+export interface StreamSourceDefinition {
+  tableLogicalId: string;
+  batchSize: number;
+  /** -1: retry until the record expires (the Lambda default). */
+  retryAttempts: number;
+  bisectOnError: boolean;
+  /** -1: no limit. */
+  maxRecordAgeSeconds: number;
+  reportBatchItemFailures: boolean;
+  parallelizationFactor: number;
+  startingPosition: string;
+  filters: FilterPattern[];
+  onFailureQueueLogicalId?: string;
+}
+
+export interface ScheduleDefinition {
+  /** Target Input; absent means Scheduler invokes with an empty JSON object. */
+  input?: string;
+  retryAttempts: number;
+  deadLetterQueueLogicalId?: string;
+}
+
+export interface PipelineDefinition {
+  resources: Record<string, CfnResource>;
+  bucketLogicalId: string;
+  ledgerTableLogicalId: string;
+  idempotencyTableLogicalId: string;
+  functions: Record<FunctionRole, FunctionDefinition>;
+  detectorSource: SqsSourceDefinition;
+  downloaderSource: StreamSourceDefinition;
+  schedule: ScheduleDefinition;
+}
+
+function resource(resources: Record<string, CfnResource>, logicalId: string, type: string): CfnResource {
+  const found = resources[logicalId];
+  if (!found || found.Type !== type) throw new Error(`template has no ${type} ${logicalId}`);
+  return found;
+}
+
+function refTarget(value: unknown): string | undefined {
+  if (value && typeof value === 'object') {
+    const ref = (value as { Ref?: unknown }).Ref;
+    if (typeof ref === 'string') return ref;
+    const getAtt = (value as { 'Fn::GetAtt'?: unknown })['Fn::GetAtt'];
+    if (Array.isArray(getAtt) && typeof getAtt[0] === 'string') return getAtt[0];
+  }
+  return undefined;
+}
+
+function num(value: unknown, fallback: number): number {
+  return typeof value === 'number' ? value : fallback;
+}
+
+/** Reads the parts the lab needs from a synthesized template (exported for tests). */
+export function definitionFromTemplate(
+  template: { Resources: Record<string, CfnResource> },
+  ids: { bucket: string; ledgerTable: string; idempotencyTable: string; functions: Record<FunctionRole, string> },
+): PipelineDefinition {
+  const resources = template.Resources;
+  const functions = {} as Record<FunctionRole, FunctionDefinition>;
+  for (const role of FUNCTION_ROLES) {
+    const logicalId = ids.functions[role];
+    const props = resource(resources, logicalId, 'AWS::Lambda::Function').Properties ?? {};
+    const environment = ((props.Environment as { Variables?: Record<string, CfnValue> } | undefined)?.Variables ?? {});
+    functions[role] = {
+      logicalId,
+      entry: join(REPO_ROOT, 'lambda', role, 'index.ts'),
+      timeoutSeconds: num(props.Timeout, 3),
+      memoryMb: num(props.MemorySize, 128),
+      ...(typeof props.ReservedConcurrentExecutions === 'number'
+        ? { reservedConcurrency: props.ReservedConcurrentExecutions }
+        : {}),
+      environment,
+    };
+  }
+
+  const mappingOf = (role: FunctionRole): Record<string, unknown> => {
+    const mappings = Object.values(resources).filter(
+      (candidate) =>
+        candidate.Type === 'AWS::Lambda::EventSourceMapping' &&
+        refTarget(candidate.Properties?.FunctionName) === ids.functions[role],
+    );
+    if (mappings.length !== 1) throw new Error(`expected one event source mapping for the ${role}, found ${mappings.length}`);
+    return mappings[0]?.Properties ?? {};
+  };
+
+  const detectorMapping = mappingOf('detector');
+  const queueLogicalId = refTarget(detectorMapping.EventSourceArn);
+  if (!queueLogicalId) throw new Error('detector event source is not a queue of this stack');
+  const reports = (mapping: Record<string, unknown>): boolean =>
+    Array.isArray(mapping.FunctionResponseTypes) && mapping.FunctionResponseTypes.includes('ReportBatchItemFailures');
+  const detectorSource: SqsSourceDefinition = {
+    queueLogicalId,
+    batchSize: num(detectorMapping.BatchSize, 10),
+    maxBatchingWindowSeconds: num(detectorMapping.MaximumBatchingWindowInSeconds, 0),
+    reportBatchItemFailures: reports(detectorMapping),
+    ...(typeof (detectorMapping.ScalingConfig as { MaximumConcurrency?: unknown } | undefined)?.MaximumConcurrency === 'number'
+      ? { maxConcurrency: (detectorMapping.ScalingConfig as { MaximumConcurrency: number }).MaximumConcurrency }
+      : {}),
+  };
+
+  const downloaderMapping = mappingOf('downloader');
+  const tableLogicalId = refTarget(downloaderMapping.EventSourceArn);
+  if (tableLogicalId !== ids.ledgerTable) throw new Error('downloader event source is not the ledger stream');
+  const filters = (
+    (downloaderMapping.FilterCriteria as { Filters?: Array<{ Pattern?: unknown }> } | undefined)?.Filters ?? []
+  ).map((filter) => {
+    if (typeof filter.Pattern !== 'string') throw new Error('filter pattern is not a JSON string');
+    return JSON.parse(filter.Pattern) as FilterPattern;
+  });
+  const onFailure = refTarget(
+    (downloaderMapping.DestinationConfig as { OnFailure?: { Destination?: unknown } } | undefined)?.OnFailure?.Destination,
+  );
+  const downloaderSource: StreamSourceDefinition = {
+    tableLogicalId,
+    batchSize: num(downloaderMapping.BatchSize, 100),
+    retryAttempts: num(downloaderMapping.MaximumRetryAttempts, -1),
+    bisectOnError: downloaderMapping.BisectBatchOnFunctionError === true,
+    maxRecordAgeSeconds: num(downloaderMapping.MaximumRecordAgeInSeconds, -1),
+    reportBatchItemFailures: reports(downloaderMapping),
+    parallelizationFactor: num(downloaderMapping.ParallelizationFactor, 1),
+    startingPosition: typeof downloaderMapping.StartingPosition === 'string' ? downloaderMapping.StartingPosition : 'LATEST',
+    filters,
+    ...(onFailure ? { onFailureQueueLogicalId: onFailure } : {}),
+  };
+
+  const schedules = Object.values(resources).filter(
+    (candidate) =>
+      candidate.Type === 'AWS::Scheduler::Schedule' &&
+      refTarget((candidate.Properties?.Target as { Arn?: unknown } | undefined)?.Arn) === ids.functions.scanner,
+  );
+  if (schedules.length !== 1) throw new Error(`expected one schedule targeting the scanner, found ${schedules.length}`);
+  const target = (schedules[0]?.Properties?.Target ?? {}) as Record<string, unknown>;
+  const scheduleDlq = refTarget((target.DeadLetterConfig as { Arn?: unknown } | undefined)?.Arn);
+  const schedule: ScheduleDefinition = {
+    ...(typeof target.Input === 'string' ? { input: target.Input } : {}),
+    retryAttempts: num((target.RetryPolicy as { MaximumRetryAttempts?: unknown } | undefined)?.MaximumRetryAttempts, 185),
+    ...(scheduleDlq ? { deadLetterQueueLogicalId: scheduleDlq } : {}),
+  };
+
+  resource(resources, ids.bucket, 'AWS::S3::Bucket');
+  resource(resources, ids.ledgerTable, 'AWS::DynamoDB::Table');
+  resource(resources, ids.idempotencyTable, 'AWS::DynamoDB::Table');
+  return {
+    resources,
+    bucketLogicalId: ids.bucket,
+    ledgerTableLogicalId: ids.ledgerTable,
+    idempotencyTableLogicalId: ids.idempotencyTable,
+    functions,
+    detectorSource,
+    downloaderSource,
+    schedule,
+  };
+}
+
+/**
+ * Synthesizes BackupPipelineStack with the app's default configuration and cdk.json's feature flags
+ * (what `cdk synth` would use), skipping asset bundling.
+ */
+export function synthesizePipeline(region: string, account: string): PipelineDefinition {
+  const cdkJson = JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as { context?: Record<string, unknown> };
+  const outdir = mkdtempSync(join(tmpdir(), 'lab-cdk-'));
+  try {
+    const app = new App({ outdir, context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [] } });
+    const settings = DEFAULT_CONFIG.pipeline;
+    const stack = new BackupPipelineStack(app, 'LocalLabBackupPipeline', {
+      env: { account, region },
+      pipeline: {
+        scheduleRate: Duration.minutes(settings.scheduleRateMinutes),
+        includeInstances: [...settings.includeInstances],
+        excludeInstances: [...settings.excludeInstances],
+        retainData: false,
+        downloaderReservedConcurrency: settings.downloaderReservedConcurrency,
+        logRetention: settings.logRetentionDays,
+      },
+    });
+    const logicalId = (construct: { node: { defaultChild?: unknown } }): string =>
+      stack.getLogicalId(construct.node.defaultChild as CfnElement);
+    const { pipeline } = stack;
+    const template = app.synth().getStackByName(stack.stackName).template as { Resources: Record<string, CfnResource> };
+    return definitionFromTemplate(template, {
+      bucket: logicalId(pipeline.bucket),
+      ledgerTable: logicalId(pipeline.ledgerTable),
+      idempotencyTable: logicalId(pipeline.idempotencyTable),
+      functions: {
+        scanner: logicalId(pipeline.scanner),
+        detector: logicalId(pipeline.detector),
+        downloader: logicalId(pipeline.downloader),
+      },
+    });
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
+}
