@@ -92,7 +92,9 @@ class Parser {
       if (!this.values || !(token in this.values)) throw new Error(`fake DynamoDB: undefined value ${token}`);
       return clone(this.values[token]);
     }
-    return clone(this.item?.[this.attributeName()]);
+    // Read the name first: `this.item?.[...]` would skip consuming the token when there is no item.
+    const name = this.attributeName();
+    return clone(this.item?.[name]);
   }
 
   // condition := or ; or := and (OR and)* ; and := not (AND not)* ; not := NOT not | primary

@@ -1,0 +1,124 @@
+/**
+ * Throttling goes through the real SDK stack: RDS is a local HTTP endpoint speaking the Query
+ * protocol, reached only through the standard AWS_ENDPOINT_URL_RDS setting, that answers the first
+ * DownloadDBLogFilePortion with `Throttling: Rate exceeded`. The client's adaptive retry must carry the
+ * backup through. (aws-sdk-client-mock replaces `send` and so bypasses retries: not usable here.)
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  DeleteItemCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { IDEMPOTENCY_KEY, LEDGER_KEY, LedgerStatus, segmentObjectKey } from '../../lambda/shared/contract';
+import { FakeTable, type Item } from './support/fake-dynamodb';
+import { auditLines } from './support/fake-rds';
+import { FakeBucket, fakeContext, pendingTransitions, setLambdaEnv, streamEvent } from './support/lambda-harness';
+
+const INSTANCE = 'aurora-writer-1';
+const FILE = 'audit/audit.log.0.2024-01-04-08-30.0';
+const CONTENT = auditLines(8);
+
+const xml = (text: string) =>
+  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
+
+const requests: URLSearchParams[] = [];
+let server: Server;
+let handler: typeof import('../../lambda/downloader').handler;
+
+function answer(params: URLSearchParams): { status: number; body: string } {
+  if (params.get('Action') !== 'DownloadDBLogFilePortion') {
+    return { status: 400, body: '<ErrorResponse><Error><Code>InvalidAction</Code></Error></ErrorResponse>' };
+  }
+  if (requests.length === 1) {
+    return {
+      status: 400,
+      body:
+        '<ErrorResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><Error><Type>Sender</Type>' +
+        '<Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>r1</RequestId></ErrorResponse>',
+    };
+  }
+  return {
+    status: 200,
+    body:
+      '<DownloadDBLogFilePortionResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/">' +
+      `<DownloadDBLogFilePortionResult><LogFileData>${xml(CONTENT)}</LogFileData>` +
+      `<AdditionalDataPending>false</AdditionalDataPending><Marker>7:${Buffer.byteLength(CONTENT)}</Marker>` +
+      '</DownloadDBLogFilePortionResult><ResponseMetadata><RequestId>r2</RequestId></ResponseMetadata>' +
+      '</DownloadDBLogFilePortionResponse>',
+  };
+}
+
+beforeAll(async () => {
+  server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const params = new URLSearchParams(Buffer.concat(chunks).toString());
+      requests.push(params);
+      const { status, body } = answer(params);
+      response.writeHead(status, { 'content-type': 'text/xml' });
+      response.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  setLambdaEnv({ AWS_ENDPOINT_URL_RDS: `http://127.0.0.1:${port}` });
+  handler = (require('../../lambda/downloader') as typeof import('../../lambda/downloader')).handler;
+});
+
+afterAll(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+test('a Throttling answer is retried by the SDK and the backup completes', async () => {
+  const ledger = new FakeTable(LEDGER_KEY.partitionKey, LEDGER_KEY.sortKey);
+  const idempotency = new FakeTable(IDEMPOTENCY_KEY.partitionKey);
+  const bucket = new FakeBucket();
+  const ledgerClient = mockClient(DynamoDBDocumentClient);
+  ledgerClient.on(GetCommand).callsFake((input) => ledger.get(input));
+  ledgerClient.on(UpdateCommand).callsFake((input) => ledger.update(input));
+  const idempotencyClient = mockClient(DynamoDBClient);
+  idempotencyClient.on(GetItemCommand).callsFake((input) => idempotency.getItem(input));
+  idempotencyClient.on(PutItemCommand).callsFake((input) => idempotency.putItem(input));
+  idempotencyClient.on(UpdateItemCommand).callsFake((input) => idempotency.updateItem(input));
+  idempotencyClient.on(DeleteItemCommand).callsFake((input) => idempotency.deleteItem(input));
+  mockClient(S3Client)
+    .on(PutObjectCommand)
+    .callsFake((input) => bucket.putObject(input));
+  const size = Buffer.byteLength(CONTENT);
+  ledger.put({
+    TableName: 'ledger',
+    Item: {
+      DBInstanceIdentifier: INSTANCE,
+      LogFileName: FILE,
+      Size: size,
+      LastWritten: 1,
+      Status: LedgerStatus.PENDING,
+      StatusChangedAt: Date.now(),
+      BackedUpBytes: 0,
+    } as Item,
+  });
+
+  const response = await handler(streamEvent(pendingTransitions(ledger)), fakeContext());
+
+  expect(response.batchItemFailures).toEqual([]);
+  expect(requests).toHaveLength(2);
+  for (const request of requests) {
+    expect(request.get('DBInstanceIdentifier')).toBe(INSTANCE);
+    expect(request.get('LogFileName')).toBe(FILE);
+    expect(request.get('Marker')).toBe('0');
+  }
+  expect(bucket.objects.get(segmentObjectKey(INSTANCE, FILE, 0, size))?.body.toString()).toBe(CONTENT);
+  expect(ledger.item({ DBInstanceIdentifier: INSTANCE, LogFileName: FILE })).toMatchObject({
+    Status: LedgerStatus.DONE,
+    BackedUpBytes: size,
+    Marker: `7:${size}`,
+  });
+});

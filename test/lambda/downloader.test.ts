@@ -1,0 +1,415 @@
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  DeleteItemCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { DownloadDBLogFilePortionCommand, type DownloadDBLogFilePortionCommandInput, RDSClient } from '@aws-sdk/client-rds';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import 'aws-sdk-client-mock-jest';
+import type { DynamoDBRecord } from 'aws-lambda';
+import {
+  IDEMPOTENCY_KEY,
+  LEDGER_KEY,
+  LedgerStatus,
+  type LedgerItem,
+  RDS_TRUNCATION_TEXT,
+  logFilePrefix,
+  parseSegmentObjectKey,
+  segmentObjectKey,
+} from '../../lambda/shared/contract';
+import { FakeTable, type Item } from './support/fake-dynamodb';
+import { FakeRds, auditLines } from './support/fake-rds';
+import {
+  BUCKET,
+  FakeBucket,
+  fakeContext,
+  pendingTransitions,
+  setLambdaEnv,
+  sha256Base64,
+  streamEvent,
+} from './support/lambda-harness';
+
+const MAX_OBJECT_BYTES = 4096;
+const SAFETY_MARGIN_MS = 10_000;
+const spoolDir = mkdtempSync(join(tmpdir(), 'downloader-spool-'));
+setLambdaEnv({
+  MAX_OBJECT_BYTES: String(MAX_OBJECT_BYTES),
+  DOWNLOAD_SAFETY_MARGIN_MS: String(SAFETY_MARGIN_MS),
+  SPOOL_DIR: spoolDir,
+});
+const { handler } = require('../../lambda/downloader') as typeof import('../../lambda/downloader');
+
+const rds = mockClient(RDSClient);
+const s3 = mockClient(S3Client);
+const ledgerClient = mockClient(DynamoDBDocumentClient);
+const idempotencyClient = mockClient(DynamoDBClient);
+
+const INSTANCE = 'aurora-reader-1';
+const FILE = 'audit/audit.log.2.2024-01-04-08-30.0';
+let fakeRds: FakeRds;
+let table: FakeTable;
+let idempotency: FakeTable;
+let bucket: FakeBucket;
+/** Runs before each DownloadDBLogFilePortion is answered: lets a test change the world mid-download. */
+let beforeDownload: ((input: DownloadDBLogFilePortionCommandInput) => void) | undefined;
+
+beforeEach(() => {
+  for (const mock of [rds, s3, ledgerClient, idempotencyClient]) mock.reset();
+  fakeRds = new FakeRds({ pageLimit: 1024 });
+  table = new FakeTable(LEDGER_KEY.partitionKey, LEDGER_KEY.sortKey);
+  idempotency = new FakeTable(IDEMPOTENCY_KEY.partitionKey);
+  bucket = new FakeBucket();
+  beforeDownload = undefined;
+  rds.on(DownloadDBLogFilePortionCommand).callsFake((input) => {
+    beforeDownload?.(input);
+    return fakeRds.downloadDBLogFilePortion(input);
+  });
+  s3.on(PutObjectCommand).callsFake((input) => bucket.putObject(input));
+  ledgerClient.on(GetCommand).callsFake((input) => table.get(input));
+  ledgerClient.on(PutCommand).callsFake((input) => table.put(input));
+  ledgerClient.on(UpdateCommand).callsFake((input) => table.update(input));
+  ledgerClient.on(QueryCommand).callsFake((input) => table.query(input));
+  idempotencyClient.on(GetItemCommand).callsFake((input) => idempotency.getItem(input));
+  idempotencyClient.on(PutItemCommand).callsFake((input) => idempotency.putItem(input));
+  idempotencyClient.on(UpdateItemCommand).callsFake((input) => idempotency.updateItem(input));
+  idempotencyClient.on(DeleteItemCommand).callsFake((input) => idempotency.deleteItem(input));
+});
+
+afterEach(() => {
+  expect(readdirSync(spoolDir)).toEqual([]);
+});
+
+function ledgerItem(file = FILE): LedgerItem {
+  const found = table.item({ [LEDGER_KEY.partitionKey]: INSTANCE, [LEDGER_KEY.sortKey]: file });
+  if (!found) throw new Error(`no ledger item for ${file}`);
+  return found as unknown as LedgerItem;
+}
+
+/** What the detector does for a new file: RDS has it, the ledger gets a PENDING item (a stream INSERT). */
+function newFile(content: string, file = FILE, overrides: Partial<LedgerItem> = {}): void {
+  fakeRds.writeFile(INSTANCE, file, content, 1_700_000_000_000);
+  const item: LedgerItem = {
+    DBInstanceIdentifier: INSTANCE,
+    LogFileName: file,
+    Size: Buffer.byteLength(content),
+    LastWritten: 1_700_000_000_000,
+    Status: LedgerStatus.PENDING,
+    StatusChangedAt: Date.now(),
+    BackedUpBytes: 0,
+    Attempts: 0,
+    ...overrides,
+  };
+  table.put({ TableName: 'ledger', Item: item as unknown as Item });
+}
+
+/** Invokes the downloader with the stream records for the ledger's transitions into PENDING since `from`. */
+async function deliver(from: number, remainingMs?: () => number) {
+  const records = pendingTransitions(table, from);
+  expect(records.length).toBeGreaterThan(0);
+  const response = await handler(streamEvent(records), fakeContext(remainingMs));
+  return { response, records };
+}
+
+function expectContiguousObjects(file: string, size: number): string[] {
+  const keys = bucket.keys(logFilePrefix(INSTANCE, file));
+  let expectedStart = 0;
+  for (const key of keys) {
+    const parsed = parseSegmentObjectKey(key);
+    expect(parsed?.start).toBe(expectedStart);
+    expectedStart = parsed?.end ?? -1;
+  }
+  expect(expectedStart).toBe(size);
+  return keys;
+}
+
+test('backs up a new file as one checksummed object 000000000000-{size}, starting at Marker "0"', async () => {
+  const content = auditLines(30);
+  const size = Buffer.byteLength(content);
+  expect(size).toBeLessThan(MAX_OBJECT_BYTES);
+  newFile(content);
+
+  const { response } = await deliver(0);
+
+  expect(response.batchItemFailures).toEqual([]);
+  expect(fakeRds.downloads[0]).toMatchObject({ DBInstanceIdentifier: INSTANCE, LogFileName: FILE, Marker: '0' });
+  // Each call continues from the previous page's marker; the last page (AdditionalDataPending false,
+  // with a non-empty Marker) ends the loop.
+  const pages = fakeRds.servedRanges;
+  expect(pages.length).toBeGreaterThan(2);
+  expect(fakeRds.downloads).toHaveLength(pages.length);
+  expect(pages[pages.length - 1].to).toBe(size);
+  for (let i = 1; i < pages.length; i++) expect(pages[i].from).toBe(pages[i - 1].to);
+
+  const key = segmentObjectKey(INSTANCE, FILE, 0, size);
+  expect(key).toBe(`logs/${INSTANCE}/${FILE}/000000000000-${String(size).padStart(12, '0')}`);
+  expect(bucket.keys()).toEqual([key]);
+  expect(bucket.objects.get(key)?.body.toString()).toBe(content);
+  expect(s3).toHaveReceivedCommandWith(PutObjectCommand, {
+    Bucket: BUCKET,
+    Key: key,
+    ContentLength: size,
+    ChecksumSHA256: sha256Base64(content),
+  });
+
+  const item = ledgerItem();
+  expect(item).toMatchObject({
+    Status: LedgerStatus.DONE,
+    BackedUpBytes: size,
+    Attempts: 0,
+    Segments: [{ Start: 0, End: size, Sha256: sha256Base64(content) }],
+    LastBackup: expect.any(Number),
+  });
+  expect(item.Marker).toMatch(/^\d+:\d+$/);
+  expect(item.ClaimToken).toBeUndefined();
+});
+
+test('a final page with a non-empty Marker and AdditionalDataPending false ends the loop', async () => {
+  const content = auditLines(3);
+  newFile(content);
+
+  await deliver(0);
+
+  expect(fakeRds.downloads).toHaveLength(1);
+  expect(ledgerItem().Status).toBe(LedgerStatus.DONE);
+});
+
+test('a large file becomes contiguous objects of at most MAX_OBJECT_BYTES, each checkpointed', async () => {
+  const content = auditLines(100);
+  const size = Buffer.byteLength(content);
+  newFile(content);
+
+  await deliver(0);
+
+  const keys = expectContiguousObjects(FILE, size);
+  expect(keys.length).toBeGreaterThan(2);
+  for (const key of keys) expect(bucket.objects.get(key)?.body.length).toBeLessThanOrEqual(MAX_OBJECT_BYTES);
+  expect(bucket.concatenated(logFilePrefix(INSTANCE, FILE)).toString()).toBe(content);
+  const segments = ledgerItem().Segments ?? [];
+  expect(segments.map((s) => segmentObjectKey(INSTANCE, FILE, s.Start, s.End))).toEqual(keys);
+  expect(segments.map((s) => s.Sha256)).toEqual(keys.map((key) => bucket.objects.get(key)?.checksumSha256));
+  expect(ledgerItem()).toMatchObject({ Status: LedgerStatus.DONE, BackedUpBytes: size });
+});
+
+test('a page ending in a truncated line is re-read with fewer lines; no truncation text is stored', async () => {
+  fakeRds.cutStraddlingLine = true;
+  const content = auditLines(5) + auditLines(1, 5, 700) + auditLines(30, 6);
+  newFile(content);
+
+  const { response } = await deliver(0);
+
+  expect(response.batchItemFailures).toEqual([]);
+  const reReads = fakeRds.downloads.filter((call) => call.NumberOfLines !== undefined);
+  expect(reReads.length).toBeGreaterThan(0);
+  // The re-read asks for exactly the complete lines that preceded the cut.
+  const first = fakeRds.downloads.findIndex((call) => call.NumberOfLines !== undefined);
+  expect(fakeRds.downloads[first].Marker).toBe(fakeRds.downloads[first - 1].Marker);
+  const stored = bucket.concatenated(logFilePrefix(INSTANCE, FILE)).toString();
+  expect(stored).not.toContain(RDS_TRUNCATION_TEXT);
+  expect(stored).toBe(content);
+  expect(ledgerItem().Status).toBe(LedgerStatus.DONE);
+});
+
+test('a single line longer than a page is never stored cut: FAILED with a clear error', async () => {
+  const content = auditLines(3) + auditLines(1, 3, 2000) + auditLines(3, 4);
+  newFile(content);
+
+  // The only record of the batch failed: Powertools fails the whole invocation, so Lambda retries it.
+  await expect(handler(streamEvent(pendingTransitions(table, 0)), fakeContext())).rejects.toThrow(
+    'All records failed processing',
+  );
+
+  const item = ledgerItem();
+  expect(item.Status).toBe(LedgerStatus.FAILED);
+  expect(item.LastError).toMatch(/LineTooLongError: .*exceeds the 1 MB page limit/);
+  expect(item.ClaimToken).toBeUndefined();
+  expect([...bucket.objects.values()].some((o) => o.body.toString().includes(RDS_TRUNCATION_TEXT))).toBe(false);
+  expect(fakeRds.downloads.at(-1)?.NumberOfLines).toBe(1);
+});
+
+test('time budget: stores and checkpoints what it read, hands off as PENDING; the next pass resumes without re-reading', async () => {
+  const content = auditLines(60);
+  const size = Buffer.byteLength(content);
+  newFile(content);
+  const plenty = 900_000;
+  const afterInsert = table.changes.length;
+
+  const first = await deliver(0, () => (fakeRds.downloads.length >= 3 ? SAFETY_MARGIN_MS - 1 : plenty));
+
+  expect(first.response.batchItemFailures).toEqual([]);
+  expect(fakeRds.downloads).toHaveLength(3);
+  const handedOff = ledgerItem();
+  const checkpointBytes = fakeRds.servedRanges[2].to;
+  expect(handedOff).toMatchObject({
+    Status: LedgerStatus.PENDING,
+    BackedUpBytes: checkpointBytes,
+    Segments: [{ Start: 0, End: checkpointBytes, Sha256: sha256Base64(content.slice(0, checkpointBytes)) }],
+  });
+  expect(handedOff.ClaimToken).toBeUndefined();
+  expect(bucket.keys()).toEqual([segmentObjectKey(INSTANCE, FILE, 0, checkpointBytes)]);
+
+  const resumeMarker = handedOff.Marker;
+  const second = await deliver(afterInsert);
+
+  expect(second.response.batchItemFailures).toEqual([]);
+  expect(fakeRds.downloads[3].Marker).toBe(resumeMarker);
+  // Every byte of the source was served exactly once across both passes.
+  const ranges = fakeRds.servedRanges;
+  for (let i = 1; i < ranges.length; i++) expect(ranges[i].from).toBe(ranges[i - 1].to);
+  expect(ranges.at(-1)?.to).toBe(size);
+  expectContiguousObjects(FILE, size);
+  expect(bucket.concatenated(logFilePrefix(INSTANCE, FILE)).toString()).toBe(content);
+  expect(ledgerItem()).toMatchObject({ Status: LedgerStatus.DONE, BackedUpBytes: size });
+});
+
+test('a resumed download continues from the stored checkpoint (Marker and offset) and re-reads nothing', async () => {
+  const content = auditLines(20);
+  const size = Buffer.byteLength(content);
+  const checkpoint = content.indexOf('\n', 1000) + 1;
+  newFile(content, FILE, {
+    BackedUpBytes: checkpoint,
+    Marker: `41:${checkpoint}`,
+    Segments: [{ Start: 0, End: checkpoint, Sha256: sha256Base64(content.slice(0, checkpoint)) }],
+  });
+
+  await deliver(0);
+
+  expect(fakeRds.downloads[0].Marker).toBe(`41:${checkpoint}`);
+  expect(fakeRds.servedRanges[0].from).toBe(checkpoint);
+  expect(bucket.keys()).toEqual([segmentObjectKey(INSTANCE, FILE, checkpoint, size)]);
+  expect(bucket.objects.get(segmentObjectKey(INSTANCE, FILE, checkpoint, size))?.body.toString()).toBe(
+    content.slice(checkpoint),
+  );
+  expect(ledgerItem().Segments?.map((s) => [s.Start, s.End])).toEqual([
+    [0, checkpoint],
+    [checkpoint, size],
+  ]);
+});
+
+test('a replayed stream record does not upload twice', async () => {
+  newFile(auditLines(10));
+  const records = pendingTransitions(table, 0);
+
+  const first = await handler(streamEvent(records), fakeContext());
+  const downloadsAfterFirst = fakeRds.downloads.length;
+  const ledgerReadsAfterFirst = ledgerClient.commandCalls(GetCommand).length;
+  const replay = await handler(streamEvent(records), fakeContext(undefined, 'request-2'));
+
+  expect(first.batchItemFailures).toEqual([]);
+  expect(replay.batchItemFailures).toEqual([]);
+  expect(s3).toHaveReceivedCommandTimes(PutObjectCommand, 1);
+  expect(fakeRds.downloads).toHaveLength(downloadsAfterFirst);
+  // The idempotency record answered the replay: the ledger was not even read again.
+  expect(ledgerClient.commandCalls(GetCommand)).toHaveLength(ledgerReadsAfterFirst);
+  const idempotencyRecords = [...idempotency.items.values()];
+  expect(idempotencyRecords).toHaveLength(1);
+  expect(idempotencyRecords[0]).toMatchObject({ status: 'COMPLETED', expiration: expect.any(Number) });
+  expect(idempotencyRecords[0].expiration as number).toBeGreaterThan(Date.now() / 1000 + 24 * 3600);
+});
+
+test('a trigger for work already done elsewhere does nothing: the ledger, not the stream, decides', async () => {
+  newFile(auditLines(10));
+  const insert = pendingTransitions(table, 0);
+  await handler(streamEvent(insert), fakeContext());
+  // A different record for the same file (e.g. its idempotency record expired): the item is DONE.
+  const stale: DynamoDBRecord = { ...insert[0], dynamodb: { ...insert[0].dynamodb, SequenceNumber: '999' } };
+  const image = { ...stale.dynamodb?.NewImage, StatusChangedAt: { N: '1' } };
+  stale.dynamodb = { ...stale.dynamodb, NewImage: image };
+
+  const response = await handler(streamEvent([stale]), fakeContext(undefined, 'request-3'));
+
+  expect(response.batchItemFailures).toEqual([]);
+  expect(s3).toHaveReceivedCommandTimes(PutObjectCommand, 1);
+  expect(ledgerItem().Status).toBe(LedgerStatus.DONE);
+});
+
+test('a failure in one record does not fail its siblings', async () => {
+  newFile(auditLines(10), 'audit/good');
+  newFile(auditLines(10), 'audit/bad');
+  beforeDownload = (input) => {
+    if (input.LogFileName === 'audit/bad') {
+      throw Object.assign(new Error('An internal error occurred'), { name: 'InternalFailure', $fault: 'server' });
+    }
+  };
+  const records = pendingTransitions(table, 0);
+  const badRecord = records.find((r) => r.dynamodb?.Keys?.LogFileName?.S === 'audit/bad');
+
+  const response = await handler(streamEvent(records), fakeContext());
+
+  expect(response.batchItemFailures).toEqual([{ itemIdentifier: badRecord?.dynamodb?.SequenceNumber }]);
+  expect(ledgerItem('audit/good').Status).toBe(LedgerStatus.DONE);
+  expect(ledgerItem('audit/bad')).toMatchObject({ Status: LedgerStatus.FAILED, Attempts: 1 });
+  expect(ledgerItem('audit/bad').LastError).toMatch(/InternalFailure: An internal error occurred/);
+  // The failed record's idempotency record is released, so Lambda's retry runs (and finds FAILED).
+  const retry = await handler(streamEvent([badRecord as DynamoDBRecord]), fakeContext(undefined, 'retry'));
+  expect(retry.batchItemFailures).toEqual([]);
+  expect(ledgerItem('audit/bad').Status).toBe(LedgerStatus.FAILED);
+});
+
+test('a file that vanishes mid-download keeps what was read and becomes LOST', async () => {
+  const content = auditLines(40);
+  newFile(content);
+  beforeDownload = () => {
+    if (fakeRds.downloads.length === 2) fakeRds.deleteFile(INSTANCE, FILE);
+  };
+
+  const { response } = await deliver(0);
+
+  expect(response.batchItemFailures).toEqual([]);
+  const kept = fakeRds.servedRanges[1].to;
+  expect(bucket.keys()).toEqual([segmentObjectKey(INSTANCE, FILE, 0, kept)]);
+  const item = ledgerItem();
+  expect(item).toMatchObject({ Status: LedgerStatus.LOST, BackedUpBytes: kept });
+  expect(item.LastError).toMatch(new RegExp(`DBLogFileNotFoundFault.*${kept}-${Buffer.byteLength(content)}`));
+});
+
+test('bytes that appear while downloading send the item back to PENDING, and the next pass takes them', async () => {
+  const content = auditLines(12);
+  const more = auditLines(8, 12);
+  newFile(content);
+  let grown = false;
+  rds.on(DownloadDBLogFilePortionCommand).callsFake((input) => {
+    const page = fakeRds.downloadDBLogFilePortion(input);
+    if (!page.AdditionalDataPending && !grown) {
+      grown = true;
+      // The file grows right after the last page and the detector records the new size.
+      fakeRds.appendFile(INSTANCE, FILE, more, 1_700_000_100_000);
+      const item = ledgerItem();
+      table.seed({ ...item, Size: Buffer.byteLength(content + more) } as unknown as Item);
+    }
+    return page;
+  });
+
+  const afterInsert = table.changes.length;
+  await deliver(0);
+  expect(ledgerItem()).toMatchObject({ Status: LedgerStatus.PENDING, BackedUpBytes: Buffer.byteLength(content) });
+
+  await deliver(afterInsert);
+
+  expect(ledgerItem()).toMatchObject({ Status: LedgerStatus.DONE, BackedUpBytes: Buffer.byteLength(content + more) });
+  expectContiguousObjects(FILE, Buffer.byteLength(content + more));
+  expect(bucket.concatenated(logFilePrefix(INSTANCE, FILE)).toString()).toBe(content + more);
+});
+
+test('RDS returning fewer bytes than it lists, with no progress, ends FAILED instead of looping', async () => {
+  const content = auditLines(5);
+  newFile(content, FILE, { Size: Buffer.byteLength(content) + 100 });
+  const afterInsert = table.changes.length;
+
+  await deliver(0);
+  expect(ledgerItem()).toMatchObject({ Status: LedgerStatus.PENDING, BackedUpBytes: Buffer.byteLength(content) });
+  const changesAfterFirst = table.changes.length;
+  const second = await deliver(afterInsert);
+
+  expect(second.response.batchItemFailures).toEqual([]);
+  const item = ledgerItem();
+  expect(item.Status).toBe(LedgerStatus.FAILED);
+  expect(item.LastError).toMatch(/lists \d+ bytes but returns only \d+/);
+  expect(pendingTransitions(table, changesAfterFirst)).toEqual([]);
+});
