@@ -67,10 +67,14 @@ const MAX_OBJECT_SIZE = Size.mebibytes(256);
 /** /tmp holds the current spool plus any a crashed invocation left behind in a reused environment. */
 const DOWNLOADER_EPHEMERAL_STORAGE = Size.gibibytes(2);
 
-/** DynamoDB actions each function needs; nothing broader (no Scan, no batch or transactional writes). */
+/**
+ * Ledger actions each function calls; nothing broader (no Scan, no deletes, no batch or transactional
+ * writes). The detector lists an instance's items, creates PENDING items and updates them; the
+ * downloader only reads and conditionally updates the item it works on (claim, checkpoint, done, release).
+ */
 const LEDGER_ACTIONS = {
   detector: ['dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
-  downloader: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+  downloader: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
 } as const;
 /** What the Powertools DynamoDB persistence layer calls. */
 const IDEMPOTENCY_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
@@ -299,17 +303,20 @@ export class BackupPipeline extends Construct {
 
     // ---- Permissions (explicit statements: grant* helpers add actions these functions never call) ----
 
-    const rdsArn = (resourceType: string): string => rdsWildcardArn(stack, resourceType);
-    const anyDbInstance = rdsArn('db');
+    // RDS actions take resource-level permissions (service authorization reference): DescribeDBInstances
+    // on db, DescribeDBClusters on cluster, DescribeDBClusterParameters on cluster-pg, and the two log
+    // actions on db. Instances are discovered at run time, so each is scoped to its type in this account
+    // and region rather than to names.
+    const anyDbInstance = rdsWildcardArn(stack, 'db');
 
     scanner.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['rds:DescribeDBInstances'], resources: [anyDbInstance] }),
     );
     scanner.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ['rds:DescribeDBClusters'], resources: [rdsArn('cluster')] }),
+      new iam.PolicyStatement({ actions: ['rds:DescribeDBClusters'], resources: [rdsWildcardArn(stack, 'cluster')] }),
     );
     scanner.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ['rds:DescribeDBClusterParameters'], resources: [rdsArn('cluster-pg')] }),
+      new iam.PolicyStatement({ actions: ['rds:DescribeDBClusterParameters'], resources: [rdsWildcardArn(stack, 'cluster-pg')] }),
     );
     scanner.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [scanQueue.queueArn] }),
@@ -443,13 +450,15 @@ function secureQueue(scope: Construct, id: string, props: sqs.QueueProps): sqs.Q
   });
 }
 
-const RDS_WILDCARD_REASONS: Record<string, string> = {
+const RDS_WILDCARD_REASONS = {
   db: 'RDS log APIs act on any audit-enabled instance discovered at run time (none is known at deploy time); scoped to DB instances in this account and region.',
   cluster: 'The scanner reads the cluster of every Aurora instance it discovers at run time; scoped to DB clusters in this account and region.',
   'cluster-pg': "The scanner reads each discovered cluster's parameter group (server_audit_logging) at run time; scoped to cluster parameter groups in this account and region.",
-};
+} as const;
+/** RDS resource types (service authorization reference) the pipeline's RDS actions are scoped to. */
+type RdsResourceType = keyof typeof RDS_WILDCARD_REASONS;
 
-function acknowledgeRdsWildcards(fn: HouseFunction, resourceTypes: Array<keyof typeof RDS_WILDCARD_REASONS>): void {
+function acknowledgeRdsWildcards(fn: HouseFunction, resourceTypes: RdsResourceType[]): void {
   const stack = Stack.of(fn);
   for (const resourceType of resourceTypes) {
     Validations.of(fn.executionRole).acknowledge({
@@ -459,7 +468,8 @@ function acknowledgeRdsWildcards(fn: HouseFunction, resourceTypes: Array<keyof t
   }
 }
 
-function rdsWildcardArn(stack: Stack, resourceType: string): string {
+/** Every resource of one RDS type in the stack's account and region, e.g. `arn:aws:rds:eu-west-1:123456789012:db:*`. */
+function rdsWildcardArn(stack: Stack, resourceType: RdsResourceType): string {
   return Arn.format({ service: 'rds', resource: resourceType, resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }, stack);
 }
 
