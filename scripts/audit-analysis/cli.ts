@@ -8,7 +8,7 @@
  */
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { LOG_OBJECT_PREFIX } from '../../lambda/shared/contract';
 import { CATEGORIES, DEFAULT_CATEGORIES, InvalidInputError, newMarker, newPassword, parseCategories, parseMarker, runNames, sqlBlocks } from './plan';
 import { renderJson, renderText } from './report';
@@ -35,6 +35,17 @@ const USAGE = `Usage:
 
 class UsageError extends Error {}
 
+/** parseArgs with its errors (unknown option, missing value) turned into usage errors. */
+function parseOptions<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (error) {
+    const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
+    if (code.startsWith('ERR_PARSE_ARGS')) throw new UsageError((error as Error).message);
+    throw error;
+  }
+}
+
 const SINCE_SLACK_MS = 5 * 60 * 1000;
 
 function positiveSeconds(name: string, value: string | undefined, fallback: number): number {
@@ -50,7 +61,7 @@ function parseSince(value: string): number {
 }
 
 async function planCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseOptions({
     args,
     options: {
       'sql-dir': { type: 'string' },
@@ -97,7 +108,7 @@ async function planCommand(args: string[]): Promise<number> {
 }
 
 async function verifyCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseOptions({
     args,
     options: {
       marker: { type: 'string' },
@@ -181,7 +192,7 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(command ? `unknown command '${command}'` : 'missing command');
     }
   } catch (error) {
-    if (error instanceof UsageError || error instanceof InvalidInputError || (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))) {
+    if (error instanceof UsageError || error instanceof InvalidInputError) {
       process.stderr.write(`audit-analysis: ${error.message}\n\n${USAGE}`);
       return 2;
     }
