@@ -5,6 +5,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -93,7 +94,8 @@ export class BackupPipeline extends Construct {
   public readonly idempotencyTable: dynamodb.Table;
   public readonly scanQueue: sqs.Queue;
   public readonly scanDeadLetterQueue: sqs.Queue;
-  public readonly scheduleDeadLetterQueue: sqs.Queue;
+  /** Scan runs that never completed: failed Scheduler deliveries and scanner invocations out of retries. */
+  public readonly scanRunDeadLetterQueue: sqs.Queue;
   public readonly downloaderFailureQueue: sqs.Queue;
   public readonly scanner: HouseFunction;
   public readonly detector: HouseFunction;
@@ -247,7 +249,7 @@ export class BackupPipeline extends Construct {
 
     // ---- Wiring --------------------------------------------------------------------------------------
 
-    const scheduleDeadLetterQueue = secureQueue(this, 'ScheduleDeadLetterQueue', {
+    const scanRunDeadLetterQueue = secureQueue(this, 'ScanRunDeadLetterQueue', {
       retentionPeriod: Duration.days(14),
     });
     const scheduleRole = new iam.Role(this, 'ScheduleRole', {
@@ -256,16 +258,26 @@ export class BackupPipeline extends Construct {
       }),
       description: 'Lets EventBridge Scheduler invoke the audit-log scanner',
     });
+    // A scan that starts after the next one is due only duplicates work (Scheduler allows 1 min to 24 h;
+    // Lambda's async queue at most 6 h).
+    const scanMaxAge = (limit: Duration): Duration =>
+      Duration.seconds(Math.min(Math.max(scheduleRate.toSeconds(), 60), limit.toSeconds()));
     const schedule = new scheduler.Schedule(this, 'ScanSchedule', {
       description: 'Starts an audit-log scan',
       schedule: scheduler.ScheduleExpression.rate(scheduleRate),
       target: new schedulerTargets.LambdaInvoke(scanner, {
         role: scheduleRole,
-        deadLetterQueue: scheduleDeadLetterQueue,
+        deadLetterQueue: scanRunDeadLetterQueue,
         retryAttempts: 3,
-        // A scan delivered after the next one is due only duplicates work; Scheduler caps the age at 24 h.
-        maxEventAge: Duration.seconds(Math.min(Math.max(scheduleRate.toSeconds(), 60), Duration.hours(24).toSeconds())),
+        maxEventAge: scanMaxAge(Duration.hours(24)),
       }),
+    });
+    // Scheduler invokes the scanner asynchronously, so its DLQ only catches failed deliveries. A scan
+    // that fails inside the function is retried by Lambda and then lands in the same queue (and alarm).
+    scanner.configureAsyncInvoke({
+      retryAttempts: 2,
+      maxEventAge: scanMaxAge(Duration.hours(6)),
+      onFailure: new SqsDestination(scanRunDeadLetterQueue),
     });
 
     detector.addEventSource(
@@ -357,10 +369,10 @@ export class BackupPipeline extends Construct {
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason: 'dynamodb:ListStreams (added by the ledger stream event source) does not support resource-level permissions; every other stream action is scoped to the ledger stream ARN.',
     });
-    for (const queue of [scheduleDeadLetterQueue, downloaderFailureQueue]) {
+    for (const queue of [scanRunDeadLetterQueue, downloaderFailureQueue]) {
       Validations.of(queue).acknowledge({
         id: 'AwsSolutions-SQS3',
-        reason: 'This queue is itself a dead-letter destination (Scheduler target DLQ / stream event source on-failure destination), which cdk-nag only recognises for SQS redrive policies.',
+        reason: 'This queue is itself a dead-letter destination (Scheduler target DLQ and scanner async on-failure destination / stream event source on-failure destination), which cdk-nag only recognises for SQS redrive policies.',
       });
     }
     for (const fn of [scanner, detector, downloader]) {
@@ -380,7 +392,7 @@ export class BackupPipeline extends Construct {
 
     // ---- Alarms --------------------------------------------------------------------------------------
 
-    const alarms: cloudwatch.Alarm[] = [scanDeadLetterQueue, scheduleDeadLetterQueue, downloaderFailureQueue].map(
+    const alarms: cloudwatch.Alarm[] = [scanDeadLetterQueue, scanRunDeadLetterQueue, downloaderFailureQueue].map(
       (queue) =>
         new cloudwatch.Alarm(this, `${queue.node.id}Alarm`, {
           alarmDescription: `Messages in ${queue.node.id}: work the pipeline gave up on, see the handler logs`,
@@ -431,7 +443,7 @@ export class BackupPipeline extends Construct {
     this.idempotencyTable = idempotencyTable;
     this.scanQueue = scanQueue;
     this.scanDeadLetterQueue = scanDeadLetterQueue;
-    this.scheduleDeadLetterQueue = scheduleDeadLetterQueue;
+    this.scanRunDeadLetterQueue = scanRunDeadLetterQueue;
     this.downloaderFailureQueue = downloaderFailureQueue;
     this.scanner = scanner;
     this.detector = detector;

@@ -25,6 +25,7 @@ test('the schedule rate is configurable and bounds the event age', () => {
     ScheduleExpression: 'rate(5 minutes)',
     Target: Match.objectLike({ RetryPolicy: Match.objectLike({ MaximumEventAgeInSeconds: 300 }) }),
   });
+  template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { MaximumEventAgeInSeconds: 300 });
 });
 
 test('include/exclude lists reach the scanner comma-joined', () => {
@@ -77,10 +78,12 @@ test('the idempotency table is destroyed with the stack whatever retainData says
   }
 });
 
-test('a schedule slower than a day still caps the event age at Scheduler’s 24 h maximum', () => {
+test('a schedule slower than a day still caps event ages at the services’ maxima', () => {
   const slow = synthPipeline({ scheduleRate: Duration.hours(36) }, noBundling).template;
   slow.hasResourceProperties('AWS::Scheduler::Schedule', {
     ScheduleExpression: 'rate(36 hours)',
     Target: Match.objectLike({ RetryPolicy: Match.objectLike({ MaximumEventAgeInSeconds: 24 * 3600 }) }),
   });
+  // Lambda keeps an async event at most 6 h.
+  slow.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { MaximumEventAgeInSeconds: 6 * 3600 });
 });

@@ -70,6 +70,17 @@ describe('schedule', () => {
     expect(dlq.Type).toBe('AWS::SQS::Queue');
   });
 
+  test('a scan that fails inside the scanner is retried, then lands in the same dead-letter queue', () => {
+    const scheduleDlq = schedule.Properties!.Target.DeadLetterConfig.Arn;
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: scannerId },
+      Qualifier: '$LATEST',
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 15 * 60,
+      DestinationConfig: { OnFailure: { Destination: scheduleDlq } },
+    });
+  });
+
   test('its role may only invoke the scanner and write to the schedule DLQ', () => {
     const roleId = referencedId(schedule.Properties!.Target.RoleArn);
     expect(resources[roleId].Properties.AssumeRolePolicyDocument.Statement).toEqual([
@@ -423,7 +434,7 @@ describe('IAM', () => {
     ]);
   });
 
-  test('scanner: describe instances/clusters/cluster parameters, send to the scan queue', () => {
+  test('scanner: describe instances/clusters/cluster parameters, send to the scan queue and its own DLQ', () => {
     const statements = roleStatements(template, roleOf(scanner));
     expect(actionsOf(statements)).toEqual([
       'logs:CreateLogStream',
@@ -431,14 +442,21 @@ describe('IAM', () => {
       'rds:DescribeDBClusterParameters',
       'rds:DescribeDBClusters',
       'rds:DescribeDBInstances',
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
       'sqs:SendMessage',
     ]);
     expect(statementsWithAction(statements, 'rds:DescribeDBInstances')[0].Resource).toBe(rds('db'));
     expect(statementsWithAction(statements, 'rds:DescribeDBClusters')[0].Resource).toBe(rds('cluster'));
     expect(statementsWithAction(statements, 'rds:DescribeDBClusterParameters')[0].Resource).toBe(rds('cluster-pg'));
-    expect(statementsWithAction(statements, 'sqs:SendMessage')[0].Resource).toEqual({
-      'Fn::GetAtt': [referencedId(sqsMapping.Properties!.EventSourceArn), 'Arn'],
-    });
+    // The scan queue, and the dead-letter queue for scanner invocations that fail for good.
+    expect(statementsWithAction(statements, 'sqs:SendMessage').map((s) => s.Resource)).toEqual(
+      expect.arrayContaining([
+        { 'Fn::GetAtt': [referencedId(sqsMapping.Properties!.EventSourceArn), 'Arn'] },
+        schedule.Properties!.Target.DeadLetterConfig.Arn,
+      ]),
+    );
+    expect(statementsWithAction(statements, 'sqs:SendMessage')).toHaveLength(2);
   });
 
   test('detector: list log files, read/write the ledger, consume the scan queue', () => {
