@@ -18,33 +18,41 @@ const RETRY = { retryMode: 'adaptive', maxAttempts: 6 } as const;
 /** RDS throttles per account and region, shared with the console and IaC: allow more patience. */
 const RDS_RETRY = { retryMode: 'adaptive', maxAttempts: 10 } as const;
 
-function once<T>(create: () => T): () => T {
-  let instance: T | undefined;
-  return () => (instance ??= create());
+// Plain functions over module-level caches (not a shared `once(...)` call) so that esbuild can drop
+// the SDK of every client a handler never asks for.
+let rds: RDSClient | undefined;
+let sqs: SQSClient | undefined;
+let s3: S3Client | undefined;
+let dynamoDb: DynamoDBClient | undefined;
+let ledgerDocuments: DynamoDBDocumentClient | undefined;
+
+export function rdsClient(): RDSClient {
+  return (rds ??= new RDSClient(RDS_RETRY));
 }
 
-export const rdsClient = once(() => new RDSClient(RDS_RETRY));
-
-export const sqsClient = once(() => new SQSClient(RETRY));
+export function sqsClient(): SQSClient {
+  return (sqs ??= new SQSClient(RETRY));
+}
 
 /**
  * Every PUT carries our own SHA-256, so the SDK's default CRC32 (sent as an aws-chunked trailer that
  * some S3-compatible endpoints reject) is only computed where an operation requires a checksum.
  */
-export const s3Client = once(
-  () =>
-    new S3Client({
-      ...RETRY,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    }),
-);
+export function s3Client(): S3Client {
+  return (s3 ??= new S3Client({
+    ...RETRY,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  }));
+}
 
 /** Low-level client: shared by the ledger's document client and the idempotency persistence layer. */
-export const dynamoDbClient = once(() => new DynamoDBClient(RETRY));
+export function dynamoDbClient(): DynamoDBClient {
+  return (dynamoDb ??= new DynamoDBClient(RETRY));
+}
 
-export const ledgerDocumentClient = once(() =>
-  DynamoDBDocumentClient.from(dynamoDbClient(), {
+export function ledgerDocumentClient(): DynamoDBDocumentClient {
+  return (ledgerDocuments ??= DynamoDBDocumentClient.from(dynamoDbClient(), {
     marshallOptions: { removeUndefinedValues: true },
-  }),
-);
+  }));
+}
