@@ -1,0 +1,46 @@
+import { Construct } from 'constructs';
+import type { AppConfig } from './config';
+import { DatabaseStack } from './stacks/database-stack';
+import { LabHostStack } from './stacks/lab-host-stack';
+import { NetworkStack } from './stacks/network-stack';
+
+export interface AppStacks {
+  readonly network: NetworkStack;
+  readonly database: DatabaseStack;
+  readonly labHost: LabHostStack;
+}
+
+/**
+ * Creates every stack of the app from one validated config and wires them through props (CDK turns the
+ * references into cross-stack outputs). Stacks are environment-agnostic: synth needs no credentials.
+ */
+export function createStacks(scope: Construct, config: AppConfig): AppStacks {
+  const name = (suffix: string): string => `${config.stackPrefix}-${suffix}`;
+
+  const network = new NetworkStack(scope, name('Network'), {
+    description: 'Aurora audit-log lab: VPC with public and isolated subnets, flow logs, S3 endpoint',
+    destroyLabDataOnTeardown: config.destroyLabDataOnTeardown,
+  });
+
+  const database = new DatabaseStack(scope, name('Database'), {
+    description: 'Aurora audit-log lab: Aurora MySQL 3 cluster with advanced auditing',
+    vpc: network.vpc,
+    engineVersion: config.auroraEngineVersion,
+    instanceClass: config.dbInstanceClass,
+    auditEvents: config.auditEvents,
+    identifierBase: config.stackPrefix,
+    destroyLabDataOnTeardown: config.destroyLabDataOnTeardown,
+  });
+
+  const labHost = new LabHostStack(scope, name('LabHost'), {
+    description: 'Aurora audit-log lab: workload host (sysbench, lab scripts) reached through Session Manager',
+    vpc: network.vpc,
+    cluster: database.cluster,
+    secret: database.secret,
+    databaseClientSecurityGroup: database.clientSecurityGroup,
+    instanceType: config.labInstanceType,
+    ssh: config.ssh,
+  });
+
+  return { network, database, labHost };
+}
