@@ -104,12 +104,33 @@ authentication_tests() {
   lab_log "login with a wrong password was rejected as expected: $(head -n 1 "$error_file")"
 }
 
+# Number of sysbench tables (sbtest1..N) in the workload schema.
+sysbench_table_count() {
+  lab_mysql_admin -e "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '$LAB_DB_NAME' AND table_name REGEXP '^sbtest[0-9]+\$'"
+}
+
+# Uses the sysbench tables as they were prepared (by the lab host's user data or the local lab, with
+# whatever --tables/--table-size they chose); prepares the defaults only when there are none.
+ensure_sysbench_tables() {
+  SYSBENCH_TABLES=$(sysbench_table_count)
+  if ((SYSBENCH_TABLES == 0)); then
+    "$SCRIPT_DIR/setup_sysbench.sh" prepare
+    SYSBENCH_TABLES=$(sysbench_table_count)
+  fi
+  SYSBENCH_TABLE_SIZE=$(lab_mysql_admin -e "SELECT COALESCE(MAX(id), 0) FROM \`$LAB_DB_NAME\`.sbtest1")
+  if ! lab_is_positive_int "$SYSBENCH_TABLES" || ! lab_is_positive_int "$SYSBENCH_TABLE_SIZE"; then
+    lab_die "the sysbench tables in '$LAB_DB_NAME' are missing or empty; run setup_sysbench.sh cleanup and prepare"
+  fi
+  lab_log "sysbench tables: $SYSBENCH_TABLES x $SYSBENCH_TABLE_SIZE rows"
+}
+
 oltp_tests() {
   local cnf
   cnf=$(lab_client_cnf "${PLAN[oltp_user]}" "${PLAN[oltp_password]}" oltp-user)
   run_block oltp-begin "$cnf" "$LAB_WRITER_HOST" "$LAB_DB_NAME" >/dev/null
   LAB_DB_USER=${PLAN[oltp_user]} LAB_DB_PASSWORD=${PLAN[oltp_password]} \
-    "$SCRIPT_DIR/setup_sysbench.sh" run --target writer --time "$SYSBENCH_TIME" --threads "$SYSBENCH_THREADS" --report-interval 0
+    "$SCRIPT_DIR/setup_sysbench.sh" run --target writer --time "$SYSBENCH_TIME" --threads "$SYSBENCH_THREADS" \
+    --tables "$SYSBENCH_TABLES" --table-size "$SYSBENCH_TABLE_SIZE" --report-interval 0
   run_block oltp-end "$cnf" "$LAB_WRITER_HOST" "$LAB_DB_NAME" >/dev/null
 }
 
@@ -172,7 +193,7 @@ main() {
   local marker=${PLAN[marker]}
   lab_log "run marker: $marker"
 
-  "$SCRIPT_DIR/setup_sysbench.sh" prepare
+  skipped oltp || ensure_sysbench_tables
 
   SETUP_DONE=1
   run_block setup "$LAB_ADMIN_CNF" "$LAB_WRITER_HOST" "$LAB_DB_NAME"

@@ -120,7 +120,15 @@ export class AuditAnalyser {
   private readonly categoriesInScope: Category[];
   private readonly userCategory: Map<string, Category>;
   private readonly table: string;
-  private readonly totals: AnalysisResult['totals'] = { records: 0, unparseable: 0, byOperation: {}, runEvents: 0, runByOperation: {} };
+  private readonly totals: Omit<AnalysisResult['totals'], 'firstRunEvent' | 'lastRunEvent'> = {
+    records: 0,
+    unparseable: 0,
+    byOperation: {},
+    runEvents: 0,
+    runByOperation: {},
+  };
+  private firstRunEventMs = Infinity;
+  private lastRunEventMs = -Infinity;
   private readonly unparseableSamples: UnparseableSample[] = [];
   /**
    * MariaDB writes a statement's TABLE events just before its QUERY line (same connection and query
@@ -219,7 +227,14 @@ export class AuditAnalyser {
       passed: missing.length === 0,
       missing,
       categories,
-      totals: { ...this.totals, byOperation: { ...this.totals.byOperation }, runByOperation: { ...this.totals.runByOperation } },
+      totals: {
+        ...this.totals,
+        byOperation: { ...this.totals.byOperation },
+        runByOperation: { ...this.totals.runByOperation },
+        ...(this.totals.runEvents > 0
+          ? { firstRunEvent: new Date(this.firstRunEventMs).toISOString(), lastRunEvent: new Date(this.lastRunEventMs).toISOString() }
+          : {}),
+      },
       unparseableSamples: [...this.unparseableSamples],
     };
   }
@@ -259,9 +274,8 @@ export class AuditAnalyser {
     increment(counts, record.operation);
     this.totals.runEvents += 1;
     increment(this.totals.runByOperation, record.operation);
-    const time = new Date(record.timeMs).toISOString();
-    if (!this.totals.firstRunEvent || time < this.totals.firstRunEvent) this.totals.firstRunEvent = time;
-    if (!this.totals.lastRunEvent || time > this.totals.lastRunEvent) this.totals.lastRunEvent = time;
+    if (record.timeMs < this.firstRunEventMs) this.firstRunEventMs = record.timeMs;
+    if (record.timeMs > this.lastRunEventMs) this.lastRunEventMs = record.timeMs;
   }
 
   private evidence(record: AuditRecord, origin: Origin): Evidence {

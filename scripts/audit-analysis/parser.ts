@@ -49,7 +49,17 @@ const INTEGER = /^-?\d+$/;
 /** A line starts a new record when it begins with a timestamp and a comma. */
 export const RECORD_START = /^(?:\d{10,19}|\d{8} \d{2}:\d{2}:\d{2}),/;
 
+/** Consecutive records mostly share a timestamp (MariaDB's has whole seconds): reuse the last result. */
+let lastTimestamp: { text: string; parsed: { timeMs: number; format: TimestampFormat } | undefined } = { text: '', parsed: undefined };
+
 export function parseTimestamp(text: string): { timeMs: number; format: TimestampFormat } | undefined {
+  if (text === lastTimestamp.text) return lastTimestamp.parsed;
+  const parsed = parseTimestampUncached(text);
+  lastTimestamp = { text, parsed };
+  return parsed;
+}
+
+function parseTimestampUncached(text: string): { timeMs: number; format: TimestampFormat } | undefined {
   const mariadb = MARIADB_TIMESTAMP.exec(text);
   if (mariadb) {
     const [year, month, day, hour, minute, second] = mariadb.slice(1).map(Number);
