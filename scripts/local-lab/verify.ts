@@ -50,7 +50,10 @@ export type ProblemCode =
   | 'LEDGER_SEGMENTS_MISMATCH'
   | 'LEDGER_SEGMENT_SHA_MISMATCH'
   | 'ORPHAN_OBJECT'
-  | 'ORPHAN_LEDGER_ITEM';
+  | 'ORPHAN_LEDGER_ITEM'
+  /** Lab-level checks (lab.ts): messages in a dead-letter queue, the lab host's own test failing. */
+  | 'DEAD_LETTERS'
+  | 'AUDIT_TEST_FAILED';
 
 export interface Problem {
   code: ProblemCode;

@@ -1,0 +1,393 @@
+/**
+ * `npm run lab`: the whole backup pipeline end to end on one machine, on real MariaDB audit logs.
+ * Run with --help for the options; the README's "Local lab" section explains the pieces.
+ */
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { LAB_CREDENTIALS } from './aws-services';
+import { LabSession, startLabSession } from './lab-session';
+import { MAX_AUDIT_FILE_ROTATIONS } from './mariadb';
+import { sleep } from './net';
+import { PreflightError } from './preflight';
+import { installCleanupHandlers, ProcessRegistry } from './processes';
+import { formatBytes, formatDuration, progressLine, reportLines } from './progress';
+import type { FunctionRole } from './stack-definition';
+import { prepareSysbench, runAuditLogTest, runDdlAndDcl, runSysbench, TEST_AUDIT_LOGS, WorkloadSettings } from './workload';
+import { catchUpState, Problem, scanLedger, SourceFile, verifyBackup, VerificationReport } from './verify';
+
+const REPO_ROOT = join(__dirname, '..', '..');
+
+const HELP = `Usage: npm run lab -- [options]
+
+Runs the audit-log backup pipeline end to end on this machine: two MariaDB instances with
+server_audit (writer, reader) under sysbench, moto_server (S3, DynamoDB + Streams, SQS), the
+project's RDS log endpoint, and the real scanner/detector/downloader handlers driven like Lambda
+would. Then verifies every audit byte is in the bucket exactly once, byte-identical, and writes
+<workdir>/report.json. Exit status 0 only when the verification passes.
+
+Options:
+  --duration SECONDS         workload length (default 60)
+  --cycle-interval SECONDS   schedule tick in lab time (default 5)
+  --catch-up-timeout SECONDS how long to wait for the pipeline to catch up (default 300)
+  --workdir DIR              lab working folder, wiped at start (default .lab in the repository)
+  --keep                     keep everything in the working folder afterwards (datadirs, audit files)
+  --threads N                sysbench threads on the writer (default 2; the reader gets 1)
+  --tables N / --table-size N  sysbench tables and rows per table (default 2 / 5000)
+  --rotate-size BYTES        server_audit_file_rotate_size (default 1000000)
+  --rotations N              server_audit_file_rotations (default ${MAX_AUDIT_FILE_ROTATIONS}: nothing deleted)
+  --region REGION            AWS region the handlers see (default us-east-1)
+  --rds-endpoint URL         use this RDS-API-compatible endpoint instead of the local one
+                             (no local MariaDB then; also taken from AWS_ENDPOINT_URL_RDS)
+  --aws-endpoint URL         use this endpoint for S3/DynamoDB/SQS instead of starting moto_server
+                             (also taken from AWS_ENDPOINT_URL; AWS_ENDPOINT_URL_<SERVICE> still win)
+  --timeout ROLE=MS          invocation budget of scanner|detector|downloader (default: the stack's)
+  --env ROLE:NAME=VALUE      extra/overridden environment variable of a function (repeatable)
+  --no-audit-test            skip scripts/test_audit_logs.sh after the workload
+  -h, --help                 this text
+`;
+
+interface LabOptions {
+  durationSeconds: number;
+  cycleIntervalMs: number;
+  catchUpTimeoutMs: number;
+  workDir: string;
+  keep: boolean;
+  threads: number;
+  tables: number;
+  tableSize: number;
+  rotateSize: number;
+  rotations: number;
+  region: string;
+  rdsEndpointUrl?: string;
+  awsEndpointUrl?: string;
+  timeouts: Partial<Record<FunctionRole, number>>;
+  envOverrides: Partial<Record<FunctionRole, Record<string, string>>>;
+  auditTest: boolean;
+}
+
+class UsageError extends Error {}
+
+function positive(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+const ROLES: readonly FunctionRole[] = ['scanner', 'detector', 'downloader'];
+function role(raw: string, option: string): FunctionRole {
+  if (!(ROLES as readonly string[]).includes(raw)) throw new UsageError(`${option}: unknown function "${raw}" (scanner, detector, downloader)`);
+  return raw as FunctionRole;
+}
+
+export function parseLabOptions(argv: string[]): LabOptions | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      duration: { type: 'string' },
+      'cycle-interval': { type: 'string' },
+      'catch-up-timeout': { type: 'string' },
+      workdir: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      threads: { type: 'string' },
+      tables: { type: 'string' },
+      'table-size': { type: 'string' },
+      'rotate-size': { type: 'string' },
+      rotations: { type: 'string' },
+      region: { type: 'string' },
+      'rds-endpoint': { type: 'string' },
+      'aws-endpoint': { type: 'string' },
+      timeout: { type: 'string', multiple: true },
+      env: { type: 'string', multiple: true },
+      'no-audit-test': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  const timeouts: LabOptions['timeouts'] = {};
+  for (const entry of values.timeout ?? []) {
+    const match = /^(\w+)=(\d+)$/.exec(entry);
+    if (!match?.[1] || !match[2]) throw new UsageError(`--timeout takes ROLE=MS, got "${entry}"`);
+    timeouts[role(match[1], '--timeout')] = Number(match[2]);
+  }
+  const envOverrides: LabOptions['envOverrides'] = {};
+  for (const entry of values.env ?? []) {
+    const match = /^(\w+):([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(entry);
+    if (!match?.[1] || !match[2] || match[3] === undefined) throw new UsageError(`--env takes ROLE:NAME=VALUE, got "${entry}"`);
+    (envOverrides[role(match[1], '--env')] ??= {})[match[2]] = match[3];
+  }
+  const rotations = positive('rotations', values.rotations, MAX_AUDIT_FILE_ROTATIONS);
+  if (!Number.isInteger(rotations) || rotations > MAX_AUDIT_FILE_ROTATIONS) {
+    throw new UsageError(`--rotations must be an integer from 1 to ${MAX_AUDIT_FILE_ROTATIONS}`);
+  }
+  const rdsEndpointUrl = values['rds-endpoint'] ?? process.env.AWS_ENDPOINT_URL_RDS;
+  const awsEndpointUrl = values['aws-endpoint'] ?? process.env.AWS_ENDPOINT_URL;
+  return {
+    durationSeconds: positive('duration', values.duration, 60),
+    cycleIntervalMs: positive('cycle-interval', values['cycle-interval'], 5) * 1000,
+    catchUpTimeoutMs: positive('catch-up-timeout', values['catch-up-timeout'], 300) * 1000,
+    workDir: resolve(values.workdir ?? join(REPO_ROOT, '.lab')),
+    keep: values.keep ?? false,
+    threads: positive('threads', values.threads, 2),
+    tables: positive('tables', values.tables, 2),
+    tableSize: positive('table-size', values['table-size'], 5000),
+    rotateSize: positive('rotate-size', values['rotate-size'], 1_000_000),
+    rotations,
+    region: values.region ?? process.env.AWS_REGION ?? 'us-east-1',
+    ...(rdsEndpointUrl ? { rdsEndpointUrl } : {}),
+    ...(awsEndpointUrl ? { awsEndpointUrl } : {}),
+    timeouts,
+    envOverrides,
+    auditTest: !values['no-audit-test'],
+  };
+}
+
+const log = (line: string): void => {
+  process.stdout.write(`${line}\n`);
+};
+
+/** Files to verify: the local audit files, or (another endpoint) reference copies read through the RDS API. */
+async function sourceFiles(session: LabSession): Promise<Array<SourceFile & { size: number }>> {
+  if (session.endpoint) return session.localSourceFiles();
+  const { downloadReferenceCopies } = await import('./rds-api-source');
+  return downloadReferenceCopies(session, join(session.options.workDir, 'reference'));
+}
+
+interface CycleLoopState {
+  cycle: number;
+  startedAt: number;
+  functionErrors: string[];
+}
+
+/** Runs schedule cycles every interval until `stop()` says so; returns whether the stop condition held. */
+async function runCycles(
+  session: LabSession,
+  loop: CycleLoopState,
+  options: { phase: string; intervalMs: number; deadline?: number; stop: (caughtUp: boolean) => boolean },
+): Promise<boolean> {
+  for (;;) {
+    const begin = Date.now();
+    loop.cycle += 1;
+    const stats = await session.service.cycle();
+    loop.functionErrors.push(...stats.sqs.functionErrors, ...stats.stream.functionErrors);
+    if (!stats.scanner.ok) loop.functionErrors.push(`scanner: ${stats.scanner.error ?? 'failed'}`);
+    const files = session.endpoint ? await session.localSourceFiles() : [];
+    const ledger = await scanLedger(session.clients.ledger, session.resources.ledgerTable);
+    const state = session.endpoint
+      ? catchUpState(files, ledger)
+      : catchUpState(ledger.map((item) => ({ instance: String(item.DBInstanceIdentifier), logFileName: String(item.LogFileName), size: Number(item.Size) })), ledger);
+    log(progressLine({ cycle: loop.cycle, elapsedMs: Date.now() - loop.startedAt, phase: options.phase, stats, state, cycleMs: Date.now() - begin }));
+    for (const error of [...stats.sqs.functionErrors, ...stats.stream.functionErrors].slice(0, 3)) log(`    function error: ${error}`);
+    if (options.stop(state.caughtUp)) return true;
+    if (options.deadline !== undefined && Date.now() > options.deadline) {
+      log(`[lab] not caught up by the deadline; behind: ${state.behind.slice(0, 10).join(', ')}`);
+      return false;
+    }
+    await sleep(Math.max(0, options.intervalMs - (Date.now() - begin)));
+  }
+}
+
+/** Work the pipeline gave up on lands in a dead-letter queue: in a clean run they all stay empty. */
+async function deadLetterChecks(session: LabSession): Promise<Problem[]> {
+  const { definition, resources, clients } = session;
+  const redrive = definition.resources[definition.detectorSource.queueLogicalId]?.Properties?.RedrivePolicy as
+    | { deadLetterTargetArn?: { 'Fn::GetAtt'?: unknown[] } }
+    | undefined;
+  const scanDlq = redrive?.deadLetterTargetArn?.['Fn::GetAtt']?.[0];
+  const queues: Array<[string, unknown]> = [
+    ['scan dead-letter queue', scanDlq],
+    ['downloader on-failure queue', definition.downloaderSource.onFailureQueueLogicalId],
+    ['schedule dead-letter queue', definition.schedule.deadLetterQueueLogicalId],
+  ];
+  const problems: Problem[] = [];
+  for (const [label, logicalId] of queues) {
+    const url = typeof logicalId === 'string' ? resources.queueUrls[logicalId] : undefined;
+    if (!url) continue;
+    const { Attributes } = await clients.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+    );
+    const count = Number(Attributes?.ApproximateNumberOfMessages ?? 0) + Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
+    if (count > 0) problems.push({ code: 'DEAD_LETTERS', detail: `${count} message(s) in the ${label}` });
+  }
+  return problems;
+}
+
+async function main(): Promise<number> {
+  let options: LabOptions;
+  try {
+    const parsed = parseLabOptions(process.argv.slice(2));
+    if (parsed === 'help') {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    options = parsed;
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+
+  const { workDir } = options;
+  const pidFile = join(workDir, 'pids.json');
+  const reaped = ProcessRegistry.reapLeftovers(pidFile);
+  if (reaped > 0) log(`[lab] stopped ${reaped} process(es) an earlier, killed run left behind`);
+  rmSync(workDir, { recursive: true, force: true });
+  mkdirSync(workDir, { recursive: true });
+  const registry = new ProcessRegistry(pidFile);
+  installCleanupHandlers(registry, (error) => process.stderr.write(`[lab] fatal: ${String((error as Error)?.stack ?? error)}\n`));
+
+  const startedAt = Date.now();
+  let session: LabSession | undefined;
+  try {
+    session = await startLabSession(
+      {
+        workDir,
+        region: options.region,
+        ...(options.rdsEndpointUrl ? { rdsEndpointUrl: options.rdsEndpointUrl } : {}),
+        ...(options.awsEndpointUrl ? { awsEndpointUrl: options.awsEndpointUrl } : {}),
+        audit: { rotateSizeBytes: options.rotateSize, rotations: options.rotations },
+        lambda: { timeoutMs: options.timeouts, envOverrides: options.envOverrides },
+        log,
+      },
+      registry,
+    );
+    const loop: CycleLoopState = { cycle: 0, startedAt, functionErrors: [] };
+    const logDir = join(workDir, 'logs');
+    const workload: WorkloadSettings = {
+      durationSeconds: options.durationSeconds,
+      threads: options.threads,
+      tables: options.tables,
+      tableSize: options.tableSize,
+      logDir,
+    };
+
+    // ---- Workload while the pipeline cycles --------------------------------------------------------
+    const { databases } = session;
+    let workloadDone = false;
+    let workloadError: unknown;
+    if (databases) {
+      log(`[lab] sysbench prepare on writer and reader (${options.tables} tables x ${options.tableSize} rows)`);
+      await Promise.all([prepareSysbench(registry, databases.writer, workload), prepareSysbench(registry, databases.reader, workload)]);
+      log(`[lab] workload: ${options.durationSeconds} s of oltp_read_write on the writer, oltp_read_only on the reader, DDL/DCL rounds`);
+      const ddlRounds = [1, 2].map(async (round) => {
+        await sleep((options.durationSeconds * 1000 * round) / 3);
+        await runDdlAndDcl(databases.writer, round);
+      });
+      void Promise.all([
+        runSysbench(registry, databases.writer, 'writer', options.threads, workload),
+        runSysbench(registry, databases.reader, 'reader', 1, workload),
+        ...ddlRounds,
+      ]).then(
+        () => (workloadDone = true),
+        (error: unknown) => {
+          workloadError = error;
+          workloadDone = true;
+        },
+      );
+    } else {
+      log(`[lab] no local database: cycling for ${options.durationSeconds} s against ${session.rdsEndpointUrl}`);
+      void sleep(options.durationSeconds * 1000).then(() => (workloadDone = true));
+    }
+    await runCycles(session, loop, { phase: 'workload', intervalMs: options.cycleIntervalMs, stop: () => workloadDone });
+    if (workloadError) throw workloadError;
+
+    // ---- Catch up, then the lab host's own end-to-end check -----------------------------------------
+    const catchUp = (phase: string): Promise<boolean> =>
+      runCycles(session!, loop, { phase, intervalMs: options.cycleIntervalMs, deadline: Date.now() + options.catchUpTimeoutMs, stop: (caughtUp) => caughtUp });
+    let caughtUp = await catchUp('catch-up');
+    const checks: Problem[] = [];
+    let auditTest: { ran: boolean; ok?: boolean; reportDir?: string; detail?: string } = { ran: false };
+    if (databases && options.auditTest && caughtUp) {
+      if (!existsSync(TEST_AUDIT_LOGS)) {
+        auditTest = { ran: false, detail: `${TEST_AUDIT_LOGS} does not exist` };
+      } else {
+        const reportDir = join(workDir, 'audit-report');
+        mkdirSync(reportDir, { recursive: true });
+        log('[lab] running scripts/test_audit_logs.sh against the local writer and bucket (the pipeline keeps cycling)');
+        let testDone = false;
+        let testError: unknown;
+        void runAuditLogTest(registry, databases.writer, {
+          bucket: session.resources.bucket,
+          region: options.region,
+          s3Endpoint: process.env.AWS_ENDPOINT_URL_S3 ?? session.aws.url,
+          credentials: LAB_CREDENTIALS,
+          reportDir,
+          timeoutSeconds: Math.round(options.catchUpTimeoutMs / 1000),
+          logFile: join(logDir, 'test_audit_logs.log'),
+        }).then(
+          () => (testDone = true),
+          (error: unknown) => {
+            testError = error;
+            testDone = true;
+          },
+        );
+        await runCycles(session, loop, { phase: 'audit-test', intervalMs: options.cycleIntervalMs, stop: () => testDone });
+        auditTest = { ran: true, ok: testError === undefined, reportDir, ...(testError ? { detail: String((testError as Error).message) } : {}) };
+        log(`[lab] test_audit_logs.sh ${auditTest.ok ? 'passed' : `FAILED: ${auditTest.detail}`} (reports in ${reportDir})`);
+        if (!auditTest.ok) checks.push({ code: 'AUDIT_TEST_FAILED', detail: auditTest.detail ?? 'failed' });
+        caughtUp = await catchUp('catch-up');
+      }
+    }
+
+    // ---- Verification ------------------------------------------------------------------------------
+    log('[lab] verifying every audit file against the bucket and the ledger');
+    const files = await sourceFiles(session);
+    const verification: VerificationReport = await verifyBackup({
+      s3: session.clients.s3,
+      ledger: session.clients.ledger,
+      bucket: session.resources.bucket,
+      ledgerTable: session.resources.ledgerTable,
+      files,
+    });
+    checks.push(...(await deadLetterChecks(session)));
+    if (!caughtUp) checks.push({ code: 'NOT_CAUGHT_UP', detail: `not caught up within ${formatDuration(options.catchUpTimeoutMs)}` });
+    const ok = verification.ok && checks.length === 0;
+    const stats = Object.fromEntries(Object.entries(session.service.functions).map(([name, fn]) => [name, fn.stats]));
+    const report = {
+      ok,
+      durationMs: Date.now() - startedAt,
+      options: { ...options, workDir },
+      cycles: loop.cycle,
+      verification,
+      checks,
+      auditTest,
+      functions: stats,
+      endpoint: session.endpoint?.stats(),
+      functionErrors: loop.functionErrors,
+    };
+    writeFileSync(join(workDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+
+    log('');
+    for (const line of reportLines(verification)) log(line);
+    for (const check of checks) log(`${check.code}: ${check.detail}`);
+    const endpointStats = session.endpoint?.stats();
+    if (endpointStats) {
+      log(
+        `endpoint: ${endpointStats.downloadPages} pages, ${formatBytes(endpointStats.bytesServed)} served ` +
+          `(${(endpointStats.bytesServed / Math.max(1, verification.totals.sourceBytes)).toFixed(3)} x source), calls ${JSON.stringify(endpointStats.calls)}`,
+      );
+    }
+    log(
+      `functions: ${Object.entries(stats).map(([name, s]) => `${name} ${s.invocations} inv/${s.errors} err/${s.coldStarts} cold`).join(', ')}; ` +
+        `${loop.functionErrors.length} function error(s) during the run`,
+    );
+    log(`[lab] ${ok ? 'PASS' : 'FAIL'} in ${formatDuration(Date.now() - startedAt)}: report written to ${join(workDir, 'report.json')}`);
+    return ok ? 0 : 1;
+  } catch (error) {
+    if (error instanceof PreflightError) {
+      process.stderr.write(`[lab] ${error.message}\n`);
+      return 3;
+    }
+    process.stderr.write(`[lab] failed: ${String((error as Error)?.stack ?? error)}\n`);
+    return 1;
+  } finally {
+    if (session) await session.stop({ keep: options.keep, preserve: ['report.json', 'logs', 'audit-report', 'pids.json'] });
+    await registry.stopAll();
+  }
+}
+
+if (require.main === module) {
+  void main().then((code) => process.exit(code));
+}
