@@ -207,7 +207,7 @@ export class LabHost extends Construct {
  * joins are concatenated, Fn::Sub variables become <name>, Ref and GetAtt become <Id> and <Id.Attr>,
  * Fn::ImportValue becomes its export name, anything else is JSON.
  */
-export function flattenForNag(value: unknown): string {
+function flattenForNag(value: unknown): string {
   if (value === undefined) return '';
   if (typeof value === 'string') return value.replace(/\$\{/g, '<').replace(/}/g, '>');
   if (typeof value === 'object' && value !== null) {
