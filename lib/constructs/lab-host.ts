@@ -129,7 +129,8 @@ export class LabHost extends Construct {
       AWS_REGION: Aws.REGION,
       LAB_BUCKET: props.auditLogBucket?.bucketName ?? '',
     };
-    const runAsEc2User = (command: string): string => `sudo -u ec2-user -- ${LAB_SCRIPTS_DIR}/${command}`;
+    // -H: the scripts (and the AWS CLI they call) see ec2-user's home, not root's.
+    const runAsEc2User = (command: string): string => `sudo -H -u ec2-user -- ${LAB_SCRIPTS_DIR}/${command}`;
     userData.addCommands(
       'set -euo pipefail',
       // cfn-signal (used by the exit trap) ships in aws-cfn-bootstrap; unzip unpacks the lab scripts.

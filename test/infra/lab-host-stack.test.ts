@@ -171,8 +171,8 @@ describe('LabHostStack: user data', () => {
     const settingsWritten = lineIndex(/^chmod 0644 \/etc\/audit-lab\/settings.env$/);
     const unzipped = lineIndex(/^unzip /);
     const setup = lineIndex(/^\/home\/ec2-user\/scripts\/setup_ec2\.sh$/);
-    const prepare = lineIndex(/^sudo -u ec2-user -- \/home\/ec2-user\/scripts\/setup_sysbench\.sh prepare$/);
-    const run = lineIndex(/^sudo -u ec2-user -- \/home\/ec2-user\/scripts\/setup_sysbench\.sh run --target both --time 60$/);
+    const prepare = lineIndex(/^sudo -H -u ec2-user -- \/home\/ec2-user\/scripts\/setup_sysbench\.sh prepare$/);
+    const run = lineIndex(/^sudo -H -u ec2-user -- \/home\/ec2-user\/scripts\/setup_sysbench\.sh run --target both --time 60$/);
     expect([settingsWritten, unzipped, setup, prepare, run]).toEqual([...[settingsWritten, unzipped, setup, prepare, run]].sort((a, b) => a - b));
     expect(run).toBe(lines.length - 1);
   });
