@@ -4,7 +4,7 @@
  * size of the log: per expectation only a count and the first piece of evidence are kept.
  */
 import type { AuditRecord } from './parser';
-import { CATEGORIES, expectations as planExpectations, findTag, runNames, type Category, type EvidenceRule, type Expectation, type ExpectationOptions } from './plan';
+import { CATEGORIES, expectations as planExpectations, findTag, parseMarker, runNames, type Category, type EvidenceRule, type Expectation, type ExpectationOptions } from './plan';
 
 export interface Origin {
   /** File path or S3 key the record was read from. */
@@ -82,14 +82,19 @@ function increment(counts: Record<string, number>, key: string): void {
   counts[key] = (counts[key] ?? 0) + 1;
 }
 
+/** A statement logged without its tag comment (rewritten by the server) that names the run's account. */
+function matchesUntagged(untagged: { verb: RegExp; account: string }, record: AuditRecord): boolean {
+  return untagged.verb.test(record.object) && new RegExp(`\\b${untagged.account}\\b`).test(record.object);
+}
+
 function matches(rule: EvidenceRule, record: AuditRecord, tagged: boolean): boolean {
   switch (rule.kind) {
     case 'statement':
       return (
         isQuery(record) &&
         record.retcode === 0 &&
-        record.object.includes(`/* ${rule.tag} */`) &&
-        (rule.username === undefined || record.username === rule.username)
+        (rule.username === undefined || record.username === rule.username) &&
+        (record.object.includes(`/* ${rule.tag} */`) || (!tagged && rule.untagged !== undefined && matchesUntagged(rule.untagged, record)))
       );
     case 'connect':
       return record.operation === 'CONNECT' && record.retcode === 0 && record.username === rule.username;
@@ -120,6 +125,8 @@ export class AuditAnalyser {
   private readonly categoriesInScope: Category[];
   private readonly userCategory: Map<string, Category>;
   private readonly table: string;
+  private readonly runId: string;
+  private readonly untaggedStatements: Array<{ category: Category; untagged: { verb: RegExp; account: string } }>;
   private readonly totals: Omit<AnalysisResult['totals'], 'firstRunEvent' | 'lastRunEvent'> = {
     records: 0,
     unparseable: 0,
@@ -144,6 +151,10 @@ export class AuditAnalyser {
   ) {
     const names = runNames(marker);
     this.table = names.table.toLowerCase();
+    this.runId = parseMarker(marker).runId;
+    this.untaggedStatements = expectationList.flatMap((e) =>
+      e.rule.kind === 'statement' && e.rule.untagged ? [{ category: e.category, untagged: e.rule.untagged }] : [],
+    );
     this.userCategory = new Map<string, Category>([
       [names.authUser, 'authentication'],
       [names.oltpUser, 'oltp'],
@@ -193,14 +204,15 @@ export class AuditAnalyser {
       return;
     }
 
-    const category = (tag && this.knownCategory(tag.category)) ?? this.directCategory(record);
+    const statementCategory = tag ? this.knownCategory(tag.category) : isQuery(record) ? this.untaggedCategory(record) : undefined;
+    const category = statementCategory ?? this.directCategory(record);
     if (isQuery(record)) {
       const held = this.pendingTableEvents.get(connectionKey);
       this.pendingTableEvents.delete(connectionKey);
       if (category && held && held.queryId === record.queryId) {
         for (const tableEvent of held.records) this.attribute(category, tableEvent);
       }
-      if (tag && category) this.lastTaggedQuery.set(connectionKey, { queryId: record.queryId, category });
+      if (statementCategory) this.lastTaggedQuery.set(connectionKey, { queryId: record.queryId, category: statementCategory });
     }
     if (record.operation === 'DISCONNECT') {
       this.pendingTableEvents.delete(connectionKey);
@@ -241,6 +253,11 @@ export class AuditAnalyser {
 
   private knownCategory(name: string): Category | undefined {
     return (CATEGORIES as readonly string[]).includes(name) ? (name as Category) : undefined;
+  }
+
+  private untaggedCategory(record: AuditRecord): Category | undefined {
+    if (!record.object.includes(this.runId)) return undefined;
+    return this.untaggedStatements.find((s) => matchesUntagged(s.untagged, record))?.category;
   }
 
   /** Records that belong to the run by who or what they are about, without a tag. */

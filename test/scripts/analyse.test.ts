@@ -132,6 +132,36 @@ describe('missing evidence fails the category that lacks it', () => {
   });
 });
 
+describe('statements the server logs rewritten, without their tag comment (MySQL 8 / Aurora MySQL 3)', () => {
+  const rewritable = /:(setup:create-auth-user|setup:create-oltp-user|setup:grant-oltp-user|privilege:create-user|privilege:grant) \*\//;
+  /** What MySQL 8 writes for CREATE USER / GRANT: the statement rebuilt from the parse tree, comment gone. */
+  const rewrite = (line: string): string =>
+    line
+      .replace(/'\/\* auditlab_[^*]+ \*\/ /, "'")
+      .replace('IDENTIFIED BY *****', "IDENTIFIED WITH \\'mysql_native_password\\' AS \\'<secret>\\'");
+
+  test('CREATE USER and GRANT are still recognised by verb and run account, and keep their category', () => {
+    const lines = mariadbRun.map((l) => (rewritable.test(l) ? rewrite(l) : l));
+    expect(lines.filter((l) => l.includes('<secret>'))).toHaveLength(3);
+    const result = analyse(records(lines), MARKER);
+    expect(result.missing).toEqual([]);
+    expect(category(result, 'setup').byOperation).toEqual({ QUERY: 3, WRITE: 16 });
+    expect(category(result, 'privilege').byOperation).toEqual({ QUERY: 4, WRITE: 18 });
+    const createUser = category(result, 'setup').expectations.find((e) => e.id === 'create-auth-user');
+    expect(createUser?.evidence?.object).toBe("CREATE USER 'al_3a35e43e_auth'@'%' IDENTIFIED WITH 'mysql_native_password' AS '<secret>'");
+  });
+
+  test("another run's account does not stand in for this run's", () => {
+    const lines = mariadbRun.map((l) => (l.includes(':privilege:create-user */') ? rewrite(l).replace('al_3a35e43e_priv', 'al_00000000_priv') : l));
+    expect(analyse(records(lines), MARKER).missing).toEqual(['privilege/create-user']);
+  });
+
+  test('statements without a run account still need their tag', () => {
+    const lines = mariadbRun.map((l) => (l.includes(':oltp:begin */') ? l.replace(/'\/\* auditlab_[^*]+ \*\/ /, "'") : l));
+    expect(analyse(records(lines), MARKER).missing).toEqual(['oltp/begin']);
+  });
+});
+
 describe('analyse the Aurora-format run', () => {
   const result = analyse(records(fixtureLines('aurora-run.log')), MARKER, { categories: ALL });
 
