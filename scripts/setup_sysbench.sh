@@ -56,6 +56,7 @@ main() {
       ;;
   esac
 
+  lab_load_settings
   local tables=${LAB_SYSBENCH_TABLES:-4} table_size=${LAB_SYSBENCH_TABLE_SIZE:-10000}
   local threads=${LAB_SYSBENCH_THREADS:-2} duration=${LAB_SYSBENCH_TIME:-60}
   local report_interval=${LAB_SYSBENCH_REPORT_INTERVAL:-10} target=${LAB_SYSBENCH_TARGET:-writer}

@@ -137,6 +137,7 @@ oltp_tests() {
 main() {
   lab_init test_audit_logs
   trap on_exit EXIT
+  lab_load_settings
 
   local source_dirs=() timeout='' interval='' report_dir=${LAB_REPORT_DIR:-${HOME:-.}/audit-reports}
   local reader=0 table_events=1 verify=1 user_host=${LAB_TEST_USER_HOST:-%}

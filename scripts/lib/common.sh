@@ -36,7 +36,10 @@ lab_cleanup_tmp() {
 
 # Loads LAB_* and AWS_* keys from the settings file without overriding variables already set.
 # The file is evaluated in a clean child shell so that only the keys it defines come back.
+# Scripts call it before reading their own LAB_* defaults; later calls do nothing.
 lab_load_settings() {
+  [[ -z "${LAB_SETTINGS_LOADED:-}" ]] || return 0
+  LAB_SETTINGS_LOADED=1
   local file=${LAB_SETTINGS_FILE:-$LAB_DEFAULT_SETTINGS_FILE}
   if [[ ! -f "$file" ]]; then
     if [[ -n "${LAB_SETTINGS_FILE:-}" ]]; then

@@ -75,6 +75,16 @@ describe('lab_load_settings', () => {
   });
 });
 
+test('scripts read their own LAB_* defaults after the settings file is loaded', () => {
+  const file = settingsFile("LAB_SYSBENCH_TABLES='not-a-number'\n");
+  const result = spawnSync('bash', [join(__dirname, '..', '..', 'scripts', 'setup_sysbench.sh'), 'run'], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '', TMPDIR: work, LAB_SETTINGS_FILE: file },
+  });
+  expect(result.status).toBe(1);
+  expect(result.stderr).toContain("--tables must be a positive integer, got 'not-a-number'");
+});
+
 describe('lab_resolve_credentials', () => {
   function stubAws(secretString: string): void {
     const bin = join(work, 'bin');
