@@ -1,0 +1,66 @@
+import { DOWNLOADER_STREAM_FILTERS, ENV, IDEMPOTENCY_KEY, LEDGER_KEY, LEDGER_STREAM_VIEW_TYPE } from '../../lambda/shared/contract';
+import { definitionFromTemplate, synthesizePipeline } from '../../scripts/local-lab/stack-definition';
+
+// One synthesis (no bundling) for the whole file.
+const definition = synthesizePipeline('us-east-1', '123456789012');
+
+describe('the lab reads the pipeline from the synthesized BackupPipelineStack', () => {
+  it('applies exactly the filter patterns of the contract to the ledger stream', () => {
+    expect(definition.downloaderSource.filters).toEqual(DOWNLOADER_STREAM_FILTERS);
+  });
+
+  it('finds the ledger and idempotency tables with the contract key schemas and stream view', () => {
+    const ledger = definition.resources[definition.ledgerTableLogicalId]?.Properties ?? {};
+    expect(ledger.KeySchema).toEqual([
+      { AttributeName: LEDGER_KEY.partitionKey, KeyType: 'HASH' },
+      { AttributeName: LEDGER_KEY.sortKey, KeyType: 'RANGE' },
+    ]);
+    expect(ledger.StreamSpecification).toEqual({ StreamViewType: LEDGER_STREAM_VIEW_TYPE });
+    const idempotency = definition.resources[definition.idempotencyTableLogicalId]?.Properties ?? {};
+    expect(idempotency.KeySchema).toEqual([{ AttributeName: IDEMPOTENCY_KEY.partitionKey, KeyType: 'HASH' }]);
+    expect(idempotency.TimeToLiveSpecification).toEqual({ AttributeName: IDEMPOTENCY_KEY.ttlAttribute, Enabled: true });
+  });
+
+  it('wires the detector to a queue with a dead-letter redrive and the downloader to an on-failure queue', () => {
+    const scanQueue = definition.resources[definition.detectorSource.queueLogicalId];
+    expect(scanQueue?.Type).toBe('AWS::SQS::Queue');
+    expect(scanQueue?.Properties?.RedrivePolicy).toMatchObject({ maxReceiveCount: expect.any(Number) });
+    expect(definition.detectorSource.reportBatchItemFailures).toBe(true);
+    const stream = definition.downloaderSource;
+    expect(stream.onFailureQueueLogicalId && definition.resources[stream.onFailureQueueLogicalId]?.Type).toBe('AWS::SQS::Queue');
+    expect(stream.reportBatchItemFailures).toBe(true);
+    expect(stream.retryAttempts).toBeGreaterThanOrEqual(0);
+  });
+
+  it("takes each function's timeout and environment (references to resources, resolved later)", () => {
+    const { scanner, detector, downloader } = definition.functions;
+    expect(scanner.environment[ENV.scanQueueUrl]).toEqual({ Ref: definition.detectorSource.queueLogicalId });
+    expect(detector.environment[ENV.ledgerTable]).toEqual({ Ref: definition.ledgerTableLogicalId });
+    expect(downloader.environment[ENV.bucket]).toEqual({ Ref: definition.bucketLogicalId });
+    expect(downloader.environment[ENV.idempotencyTable]).toEqual({ Ref: definition.idempotencyTableLogicalId });
+    expect(downloader.environment.POWERTOOLS_SERVICE_NAME).toEqual(expect.any(String));
+    for (const fn of [scanner, detector, downloader]) expect(fn.timeoutSeconds).toBeGreaterThan(3);
+    expect(downloader.entry).toMatch(/lambda\/downloader\/index\.ts$/);
+  });
+
+  it('refuses a template whose functions have no event source mapping', () => {
+    const resources = Object.fromEntries(
+      Object.entries(definition.resources).filter(([, resource]) => resource.Type !== 'AWS::Lambda::EventSourceMapping'),
+    );
+    expect(() =>
+      definitionFromTemplate(
+        { Resources: resources },
+        {
+          bucket: definition.bucketLogicalId,
+          ledgerTable: definition.ledgerTableLogicalId,
+          idempotencyTable: definition.idempotencyTableLogicalId,
+          functions: {
+            scanner: definition.functions.scanner.logicalId,
+            detector: definition.functions.detector.logicalId,
+            downloader: definition.functions.downloader.logicalId,
+          },
+        },
+      ),
+    ).toThrow(/event source mapping/);
+  });
+});
