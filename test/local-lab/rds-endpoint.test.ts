@@ -324,11 +324,11 @@ describe('DescribeDBLogFiles', () => {
 describe('DownloadDBLogFilePortion', () => {
   const FILE = 'audit/audit.log.0.2026-11-25-13-05.0';
 
-  test('a multi-page download from Marker "0" is byte-identical to the file', async () => {
+  test.each(['escaped', 'cdata'] as const)('a multi-page download from Marker "0" is byte-identical to the file (%s)', async (encoding) => {
     const content = trickyLog(3000);
     const dir = fixtureDir('logs', { [FILE]: content });
     const pageLimit = 16 * 1024;
-    const endpoint = await start(oneInstance(dir, { pageLimitBytes: pageLimit }));
+    const endpoint = await start(oneInstance(dir, { pageLimitBytes: pageLimit, logDataEncoding: encoding }));
     const client = rds(endpoint);
 
     const { data, pages, rereads, final } = await downloadAll(client, 'writer', FILE);
@@ -395,6 +395,7 @@ describe('DownloadDBLogFilePortion', () => {
     const first = await download(client, 'writer', FILE, '0');
     expect(first.LogFileData).toBe(before); // stops before the line that does not fit: never truncates here
     const cut = await download(client, 'writer', FILE, first.Marker);
+    expect(TRUNCATION_SUFFIX).toBe(' [Your log message was truncated]\n'); // the documented wire bytes
     expect(cut.LogFileData).toBe(long.slice(0, pageLimit - TRUNCATION_SUFFIX.length) + TRUNCATION_SUFFIX);
     expect(Buffer.byteLength(cut.LogFileData ?? '')).toBe(pageLimit);
     expect(cut.AdditionalDataPending).toBe(true);

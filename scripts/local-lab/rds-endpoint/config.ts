@@ -119,6 +119,7 @@ export function parseOptions(raw: unknown, baseDir: string): RdsLogEndpointOptio
     pageLimitBytes:
       object.pageLimitBytes === undefined ? undefined : expectPageLimit(object.pageLimitBytes, 'config.pageLimitBytes'),
     invalidUtf8: undefined,
+    logDataEncoding: undefined,
     faults: object.faults === undefined ? undefined : parseFaults(object.faults),
   };
   if (object.invalidUtf8 !== undefined) {
@@ -126,6 +127,12 @@ export function parseOptions(raw: unknown, baseDir: string): RdsLogEndpointOptio
       throw new ConfigError("config.invalidUtf8 must be 'reject' or 'replace'");
     }
     options.invalidUtf8 = object.invalidUtf8;
+  }
+  if (object.logDataEncoding !== undefined) {
+    if (object.logDataEncoding !== 'escaped' && object.logDataEncoding !== 'cdata') {
+      throw new ConfigError("config.logDataEncoding must be 'escaped' or 'cdata'");
+    }
+    options.logDataEncoding = object.logDataEncoding;
   }
   checkOptions(options);
   return options;

@@ -112,6 +112,23 @@ export function escapeXmlText(text: string): string {
   return XML_TEXT_UNSAFE.test(text) ? text.replace(XML_TEXT_UNSAFE_GLOBAL, escapeChar) : text;
 }
 
+/** Characters a CDATA section cannot carry (CR would be normalised away), and its terminator. */
+const CDATA_UNSAFE = /\]\]>|[\r\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g;
+
+/**
+ * `<name>` around `text` in CDATA sections: the same characters as escaped text to any XML reader,
+ * but the AWS SDK's parser takes a CDATA section with one indexOf instead of character by character
+ * (about 2 ms instead of 150 ms per 1 MB page). What CDATA cannot carry goes as character references
+ * between sections, and `]]>` is split across two sections.
+ */
+export function elCdata(name: string, text: string): Xml {
+  if (text === '') return `<${name}></${name}>`;
+  const body = text.replace(CDATA_UNSAFE, (match) =>
+    match === ']]>' ? ']]]]><![CDATA[>' : `]]>${escapeChar(match)}<![CDATA[`,
+  );
+  return `<${name}><![CDATA[${body}]]></${name}>`;
+}
+
 /** A fragment of XML, already escaped. */
 export type Xml = string;
 

@@ -13,6 +13,7 @@ import { LogFileCatalog } from './log-files';
 import { Page, readForwardPage, readTailPage } from './log-pages';
 import {
   el,
+  elCdata,
   errorBody,
   invalidParameter,
   list,
@@ -241,7 +242,8 @@ export async function startRdsLogEndpoint(options: RdsLogEndpointOptions): Promi
     perFile.calls++;
     perFile.bytesServed += bytes;
 
-    return el('LogFileData', text) + el('AdditionalDataPending', pending) + el('Marker', nextMarker);
+    const logFileData = options.logDataEncoding === 'cdata' ? elCdata('LogFileData', text) : el('LogFileData', text);
+    return logFileData + el('AdditionalDataPending', pending) + el('Marker', nextMarker);
   }
 
   async function dispatch(action: RdsAction, params: QueryParams): Promise<Xml> {

@@ -2,6 +2,7 @@
  * Configuration, fault and statistics types of the local RDS log endpoint, and the protocol limits it
  * documents (README.md in this folder explains each behaviour in prose).
  */
+import { RDS_TRUNCATION_TEXT } from '../../../lambda/shared/contract';
 
 /** RDS answers `DownloadDBLogFilePortion` with at most 1 MB of log data; we use the decimal megabyte. */
 export const DEFAULT_PAGE_LIMIT_BYTES = 1_000_000;
@@ -16,7 +17,7 @@ export const MAX_LINES_PER_PAGE = 10_000;
  * What a page ends with when a line is cut at the page limit: the cut bytes, then exactly these bytes
  * (one space, the RDS text, one LF). The whole page, this suffix included, stays within the limit.
  */
-export const TRUNCATION_SUFFIX = ' [Your log message was truncated]\n';
+export const TRUNCATION_SUFFIX = ` ${RDS_TRUNCATION_TEXT}\n`;
 
 /** Smallest page limit accepted: room for the truncation suffix plus some log bytes. */
 export const MIN_PAGE_LIMIT_BYTES = 64;
@@ -104,6 +105,13 @@ export interface RdsLogEndpointOptions {
    * `replace` sends it with U+FFFD replacement characters. Both count `invalidUtf8Pages`.
    */
   invalidUtf8?: 'reject' | 'replace';
+  /**
+   * How LogFileData travels. `escaped` (default, as RDS sends it): XML text with `&`, `<`, `>`
+   * escaped. `cdata`: CDATA sections, which the AWS SDK parses about 70 times faster (its parser
+   * reads escaped text one character at a time, ~150 ms per 1 MB page): identical data to the client,
+   * much less client CPU. Either way the bytes round-trip exactly (README.md, "Byte exactness").
+   */
+  logDataEncoding?: 'escaped' | 'cdata';
   /** Faults active from the start (the rest default to off). */
   faults?: Partial<Faults>;
 }
