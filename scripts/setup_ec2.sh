@@ -103,8 +103,6 @@ mysql_configure_args() {
 }
 
 build_sysbench() {
-  # make install puts sysbench in /usr/local/bin, which a user-data shell may not have on PATH.
-  [[ ":$PATH:" == *:/usr/local/bin:* ]] || export PATH="/usr/local/bin:$PATH"
   if sysbench_is_current; then
     lab_log "$(sysbench --version) already installed; skipping the build"
     return 0

@@ -19,10 +19,12 @@ lab_die() {
   exit 1
 }
 
-# Creates a private scratch folder (credentials files live there) removed when the script exits.
+# Creates a private scratch folder (credential files live there), removed when the script exits.
 # Scripts that need their own EXIT work call lab_cleanup_tmp from their trap.
 lab_init() {
   LAB_SCRIPT_NAME=$1
+  # sysbench is built into /usr/local/bin, which sudo's secure_path and user-data shells may leave out.
+  [[ ":$PATH:" == *:/usr/local/bin:* ]] || PATH="/usr/local/bin:$PATH"
   LAB_TMP_DIR=$(mktemp -d "${TMPDIR:-/tmp}/audit-lab.XXXXXX")
   chmod 700 "$LAB_TMP_DIR"
   trap lab_cleanup_tmp EXIT
