@@ -66,7 +66,9 @@ function workOf(record: DynamoDBRecord): LedgerKey {
 }
 
 function recordMetrics(result: DownloadResult): void {
-  if (result.bytesStored > 0) bytesMetric(METRICS.bytesBackedUp, result.bytesStored);
+  // Adopted bytes were stored by a holder that died before it could count them.
+  const bytesBackedUp = result.bytesStored + result.bytesAdopted;
+  if (bytesBackedUp > 0) bytesMetric(METRICS.bytesBackedUp, bytesBackedUp);
   if (result.portionCalls > 0) countMetric(METRICS.portionCalls, result.portionCalls);
   if (result.outcome === 'DONE') countMetric(METRICS.filesBackedUp);
   if (result.outcome === 'LOST') countMetric(METRICS.lostLogFiles);

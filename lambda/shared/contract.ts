@@ -38,6 +38,12 @@ export const LEDGER_ATTR = {
   segments: 'Segments',
   /** Token of the invocation holding an IN_PROGRESS claim (S). */
   claimToken: 'ClaimToken',
+  /**
+   * The object the claim holder is about to PUT (M {Start, End, Sha256, Marker}): recorded before the
+   * PUT, removed by the checkpoint that records it. Present on a claim means a holder died between
+   * the two; the next holder resolves it (adopt the object, or drop the intent) before reading RDS.
+   */
+  pendingSegment: 'PendingSegment',
 } as const;
 
 export const LedgerStatus = {
@@ -57,6 +63,11 @@ export interface Segment {
   Sha256: string;
 }
 
+/** A segment recorded before its PUT (two-phase commit); Marker is the RDS marker after its last page. */
+export interface PendingSegment extends Segment {
+  Marker: string;
+}
+
 /** A ledger item as the handlers and the local lab read it. */
 export interface LedgerItem {
   DBInstanceIdentifier: string;
@@ -72,6 +83,7 @@ export interface LedgerItem {
   LastError?: string;
   Segments?: Segment[];
   ClaimToken?: string;
+  PendingSegment?: PendingSegment;
 }
 
 /** Powertools idempotency persistence table (the library's defaults). */

@@ -97,6 +97,17 @@ export function decideChange(
     // A live claim holder will meet the missing file itself and record the outcome.
     if (item.Status === LedgerStatus.IN_PROGRESS && !claimIsStale) return undefined;
     const dropClaim = item.Status === LedgerStatus.IN_PROGRESS;
+    if (item.PendingSegment) {
+      // A holder died with an object intended (maybe stored) but not checkpointed. Only a downloader,
+      // which can look in S3, may settle it (adopt the object or drop the intent); DONE or LOST now
+      // could leave an object no segment records. So back to PENDING: the downloader settles the
+      // intent first, then meets the missing file and records DONE or LOST itself.
+      if (item.Status === LedgerStatus.PENDING) return undefined;
+      if (item.Status === LedgerStatus.FAILED && age < failedRetryDelayMs(item, policy.failedRetryBackoffMs)) {
+        return undefined;
+      }
+      return { outcome: dropClaim ? 'reclaimed' : 'redriven', change: { Status: LedgerStatus.PENDING, dropClaim } };
+    }
     if (item.BackedUpBytes >= item.Size) {
       return { outcome: 'completed', change: { Status: LedgerStatus.DONE, dropClaim } };
     }

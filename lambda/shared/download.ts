@@ -1,12 +1,21 @@
 /**
  * Downloader core: back up the not-yet-stored bytes of one audit log file. The ledger is the source of
  * truth (the stream record only says "look at this item"): claim it, read pages from the stored
- * marker, spool them into one checksummed object per segment, checkpoint after each object, and
- * leave the item DONE, PENDING (hand-off or more data), FAILED or LOST.
+ * marker, spool them into one checksummed object per segment, and leave the item DONE, PENDING
+ * (hand-off or more data), FAILED or LOST.
+ *
+ * Each object is stored with a two-phase commit so that a holder dying at any point (timeout, crash,
+ * OOM) never leaves an object the ledger does not know: (1) record the intended segment on the item
+ * (PendingSegment: range, SHA-256, resume marker), (2) PUT, (3) checkpoint, which appends the segment
+ * and removes the intent in one write. The next holder finds an open intent on its claim and resolves
+ * it before reading RDS: the object exists with the recorded length and SHA-256 -> adopt it (checkpoint
+ * from the recorded values, no byte read again); no object -> drop the intent and re-read from the
+ * checkpoint; a different object -> FAILED, never overwritten. Objects under a file's prefix are
+ * therefore always exactly the ledger's Segments, contiguous and non-overlapping.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { DownloaderConfig } from './config';
-import { LedgerStatus, segmentObjectKey } from './contract';
+import { LedgerStatus, type PendingSegment, segmentObjectKey } from './contract';
 import type { Ledger, LedgerKey } from './ledger';
 import { FIRST_MARKER, isInstanceNotFound, isLogFileNotFound, type RdsLogReader } from './rds-log-reader';
 import type { SegmentSpool, SegmentWriter } from './segment-writer';
@@ -52,6 +61,8 @@ export interface DownloadResult {
   /** Bytes stored in S3 by this pass. */
   bytesStored: number;
   objectsStored: number;
+  /** Bytes of an object a previous holder stored but did not checkpoint, recorded by this pass. */
+  bytesAdopted: number;
   portionCalls: number;
   /** BackedUpBytes after this pass. */
   backedUpBytes?: number;
@@ -67,6 +78,8 @@ class ClaimLostError extends Error {
 
 type StopReason = 'end' | 'time';
 
+type IntentResolution = { kind: 'adopted' } | { kind: 'dropped' } | { kind: 'conflict'; reason: string };
+
 /** One download pass under one claim. */
 class Pass {
   private offset: number;
@@ -74,6 +87,7 @@ class Pass {
   private marker: string;
   private bytesStored = 0;
   private objectsStored = 0;
+  private bytesAdopted = 0;
   private portionCalls = 0;
   private readonly spool: SegmentSpool;
 
@@ -96,6 +110,7 @@ class Pass {
       file: this.work.file,
       bytesStored: this.bytesStored,
       objectsStored: this.objectsStored,
+      bytesAdopted: this.bytesAdopted,
       portionCalls: this.portionCalls,
       backedUpBytes: this.offset,
     };
@@ -129,22 +144,73 @@ class Pass {
     }
   }
 
-  /** Stores the spool as one object and checkpoints it; a no-op when nothing is spooled. */
+  /**
+   * Resolves the intent a previous holder left open (it died between recording it and checkpointing).
+   * A conflict (an object with other content under the intended key) is for the caller to record.
+   */
+  async resolveIntent(intent: PendingSegment): Promise<IntentResolution> {
+    const { ledger, segments, logger } = this.deps;
+    if (intent.Start !== this.offset) {
+      throw new Error(
+        `ledger item ${this.work.instance} ${this.work.file} has an intent for bytes ${intent.Start}-${intent.End} ` +
+          `but ${this.offset} bytes are checkpointed; the ledger is inconsistent`,
+      );
+    }
+    const key = segmentObjectKey(this.work.instance, this.work.file, intent.Start, intent.End);
+    const existing = await segments.find(key);
+    if (!existing) {
+      // The PUT never happened (or never completed: S3 PUTs are all-or-nothing).
+      if (!(await ledger.dropIntent(this.work, this.token, intent))) throw new ClaimLostError(this.work);
+      logger.info('previous holder died before storing its object: reading those bytes again', { key });
+      return { kind: 'dropped' };
+    }
+    const expectedBytes = intent.End - intent.Start;
+    if (existing.bytes !== expectedBytes || existing.sha256 !== intent.Sha256) {
+      const reason =
+        `object ${key} exists but is not the one the ledger intended to store ` +
+        `(ledger: ${expectedBytes} bytes, SHA-256 ${intent.Sha256}; ` +
+        `S3: ${existing.bytes} bytes, SHA-256 ${existing.sha256 ?? 'absent'}); it is left untouched, never overwritten`;
+      return { kind: 'conflict', reason };
+    }
+    if (!(await ledger.checkpoint(this.work, this.token, intent, this.deps.now()))) throw new ClaimLostError(this.work);
+    this.offset = intent.End;
+    this.marker = intent.Marker;
+    this.bytesAdopted += expectedBytes;
+    logger.info('adopted the object a previous holder stored but did not checkpoint', { key, bytes: expectedBytes });
+    return { kind: 'adopted' };
+  }
+
+  /** An object under the intended key differs from the intent: FAILED, the intent kept as evidence. */
+  async failOnConflict(reason: string): Promise<DownloadResult> {
+    const { ledger, logger } = this.deps;
+    logger.error('audit log file FAILED: a stored object conflicts with the ledger', {
+      instance: this.work.instance,
+      file: this.work.file,
+      reason,
+    });
+    const abandoned = await ledger.abandon(this.work, this.token, LedgerStatus.FAILED, reason, this.deps.now());
+    return this.result(abandoned ? 'FAILED' : 'CLAIM_LOST');
+  }
+
+  /**
+   * Stores the spool as one object with a two-phase commit (intent, PUT, checkpoint); a no-op when
+   * nothing is spooled. A holder dying between any two steps leaves the item resolvable by the next.
+   */
   async store(): Promise<void> {
     if (this.spool.bytes === 0) return;
-    const start = this.offset;
-    const end = start + this.spool.bytes;
-    const stored = await this.spool.store(segmentObjectKey(this.work.instance, this.work.file, start, end));
-    const recorded = await this.deps.ledger.checkpoint(this.work, this.token, {
-      start,
-      end,
-      marker: this.marker,
-      sha256: stored.sha256,
-      now: this.deps.now(),
-    });
-    if (!recorded) throw new ClaimLostError(this.work);
-    this.offset = end;
-    this.bytesStored += stored.bytes;
+    const { ledger } = this.deps;
+    const sealed = await this.spool.seal();
+    const segment: PendingSegment = {
+      Start: this.offset,
+      End: this.offset + sealed.bytes,
+      Sha256: sealed.sha256,
+      Marker: this.marker,
+    };
+    if (!(await ledger.recordIntent(this.work, this.token, segment))) throw new ClaimLostError(this.work);
+    await this.spool.store(segmentObjectKey(this.work.instance, this.work.file, segment.Start, segment.End));
+    if (!(await ledger.checkpoint(this.work, this.token, segment, this.deps.now()))) throw new ClaimLostError(this.work);
+    this.offset = segment.End;
+    this.bytesStored += sealed.bytes;
     this.objectsStored++;
   }
 
@@ -165,7 +231,7 @@ class Pass {
     if (current.Size <= this.offset) {
       throw new Error(`could not mark ${this.work.instance} ${this.work.file} DONE at ${this.offset} bytes`);
     }
-    if (this.bytesStored > 0) {
+    if (this.bytesStored + this.bytesAdopted > 0) {
       return this.result((await ledger.release(this.work, this.token, this.deps.now())) ? 'MORE_DATA' : 'CLAIM_LOST');
     }
     const reason =
@@ -228,6 +294,7 @@ export async function backUpLogFile(
     file: work.file,
     bytesStored: 0,
     objectsStored: 0,
+    bytesAdopted: 0,
     portionCalls: 0,
   };
   const item = await deps.ledger.get(work);
@@ -237,6 +304,11 @@ export async function backUpLogFile(
 
   const pass = new Pass(deps, work, claimToken, claimed.BackedUpBytes, claimed.Marker);
   try {
+    // Before any RDS call: an open intent decides where this pass starts.
+    if (claimed.PendingSegment) {
+      const resolution = await pass.resolveIntent(claimed.PendingSegment);
+      if (resolution.kind === 'conflict') return await pass.failOnConflict(resolution.reason);
+    }
     let stop: StopReason;
     try {
       stop = await pass.download(budget);

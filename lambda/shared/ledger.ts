@@ -10,7 +10,7 @@ import {
   UpdateCommand,
   paginateQuery,
 } from '@aws-sdk/lib-dynamodb';
-import { LEDGER_ATTR, LedgerStatus, type LedgerItem, type Segment } from './contract';
+import { LEDGER_ATTR, LedgerStatus, type LedgerItem, type PendingSegment, type Segment } from './contract';
 
 export interface LedgerKey {
   instance: string;
@@ -32,14 +32,6 @@ export interface ItemChange {
   LastError?: string;
   /** Set when leaving IN_PROGRESS: the claim no longer belongs to anybody. */
   dropClaim?: boolean;
-}
-
-export interface CheckpointInput {
-  start: number;
-  end: number;
-  marker: string;
-  sha256: string;
-  now: number;
 }
 
 export class LedgerFormatError extends Error {
@@ -77,16 +69,27 @@ function optional<T>(raw: Record<string, unknown>, attr: string, read: (r: Recor
   return raw[attr] === undefined ? undefined : read(raw, attr);
 }
 
+function isMap(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function parseSegment(value: unknown, attr: string): Segment {
+  if (!isMap(value)) throw new LedgerFormatError(`ledger attribute ${attr} holds a segment that is not a map`);
+  const segment = { Start: expectNumber(value, 'Start'), End: expectNumber(value, 'End'), Sha256: expectString(value, 'Sha256') };
+  if (segment.End <= segment.Start) {
+    throw new LedgerFormatError(`ledger attribute ${attr} holds an empty or inverted segment ${segment.Start}-${segment.End}`);
+  }
+  return segment;
+}
+
 function parseSegments(value: unknown): Segment[] {
   if (!Array.isArray(value)) throw new LedgerFormatError(`ledger attribute ${LEDGER_ATTR.segments} is not a list`);
-  return value.map((entry: unknown) => {
-    const segment = entry as Record<string, unknown>;
-    return {
-      Start: expectNumber(segment, 'Start'),
-      End: expectNumber(segment, 'End'),
-      Sha256: expectString(segment, 'Sha256'),
-    };
-  });
+  return value.map((entry: unknown) => parseSegment(entry, LEDGER_ATTR.segments));
+}
+
+function parsePendingSegment(value: unknown): PendingSegment {
+  const segment = parseSegment(value, LEDGER_ATTR.pendingSegment);
+  return { ...segment, Marker: expectString(value as Record<string, unknown>, 'Marker') };
 }
 
 /** Validates an item read from the table; a malformed item is an error, never guessed at. */
@@ -107,6 +110,8 @@ export function toLedgerItem(raw: Record<string, unknown>): LedgerItem {
     LastError: optional(raw, LEDGER_ATTR.lastError, expectString),
     Segments: raw[LEDGER_ATTR.segments] === undefined ? undefined : parseSegments(raw[LEDGER_ATTR.segments]),
     ClaimToken: optional(raw, LEDGER_ATTR.claimToken, expectString),
+    PendingSegment:
+      raw[LEDGER_ATTR.pendingSegment] === undefined ? undefined : parsePendingSegment(raw[LEDGER_ATTR.pendingSegment]),
   };
 }
 
@@ -137,6 +142,16 @@ class Expression {
   assign(attr: string, value: unknown): string {
     return `${this.name(attr)} = ${this.value(value)}`;
   }
+}
+
+/** The conditions that the caller still holds the IN_PROGRESS claim under `token`. */
+function claimHeld(e: Expression, token: string): string[] {
+  return [e.equals(LEDGER_ATTR.claimToken, token), e.equals(LEDGER_ATTR.status, LedgerStatus.IN_PROGRESS)];
+}
+
+/** Only the contract's fields: nothing else the caller's object carries ends up in the item. */
+function pendingSegmentValue(segment: PendingSegment): PendingSegment {
+  return { Start: segment.Start, End: segment.End, Sha256: segment.Sha256, Marker: segment.Marker };
 }
 
 /** Last error texts are for humans; keep items far below DynamoDB's 400 KB limit. */
@@ -267,26 +282,57 @@ export class Ledger {
   }
 
   /**
-   * Records one stored object: only while the claim holds and only if it extends exactly the bytes
-   * already recorded (BackedUpBytes = start), so segments stay contiguous and are recorded once.
+   * Phase one of storing an object (two-phase commit): records the object about to be PUT, only while
+   * the claim holds, only for the bytes right after the last checkpoint (BackedUpBytes = Start) and
+   * only when no other intent is open. A holder that dies after this leaves the intent for the next
+   * holder to resolve, so an object is never stored without the ledger knowing its key.
    */
-  async checkpoint(work: LedgerKey, token: string, input: CheckpointInput): Promise<boolean> {
+  async recordIntent(work: LedgerKey, token: string, segment: PendingSegment): Promise<boolean> {
+    const e = new Expression();
+    const set = [e.assign(LEDGER_ATTR.pendingSegment, pendingSegmentValue(segment))];
+    const condition = [
+      ...claimHeld(e, token),
+      e.equals(LEDGER_ATTR.backedUpBytes, segment.Start),
+      `attribute_not_exists(${e.name(LEDGER_ATTR.pendingSegment)})`,
+    ].join(' AND ');
+    return this.update(work, e, set, [], condition);
+  }
+
+  /**
+   * Phase two: the intended object is stored. Records it as the next segment and closes the intent in
+   * one write, only while the claim holds and only if it extends exactly the bytes already recorded
+   * (BackedUpBytes = Start), so segments stay contiguous and are recorded once.
+   */
+  async checkpoint(work: LedgerKey, token: string, stored: PendingSegment, now: number): Promise<boolean> {
     const e = new Expression();
     const segments = e.name(LEDGER_ATTR.segments);
-    const segment: Segment = { Start: input.start, End: input.end, Sha256: input.sha256 };
+    const segment: Segment = { Start: stored.Start, End: stored.End, Sha256: stored.Sha256 };
+    const pending = e.name(LEDGER_ATTR.pendingSegment);
     const set = [
-      e.assign(LEDGER_ATTR.backedUpBytes, input.end),
-      e.assign(LEDGER_ATTR.marker, input.marker),
-      e.assign(LEDGER_ATTR.lastBackup, input.now),
+      e.assign(LEDGER_ATTR.backedUpBytes, stored.End),
+      e.assign(LEDGER_ATTR.marker, stored.Marker),
+      e.assign(LEDGER_ATTR.lastBackup, now),
       e.assign(LEDGER_ATTR.attempts, 0),
       `${segments} = list_append(if_not_exists(${segments}, ${e.value([])}), ${e.value([segment])})`,
     ];
     const condition = [
-      e.equals(LEDGER_ATTR.claimToken, token),
-      e.equals(LEDGER_ATTR.status, LedgerStatus.IN_PROGRESS),
-      e.equals(LEDGER_ATTR.backedUpBytes, input.start),
+      ...claimHeld(e, token),
+      e.equals(LEDGER_ATTR.backedUpBytes, stored.Start),
+      `attribute_exists(${pending})`,
     ].join(' AND ');
-    return this.update(work, e, set, [], condition);
+    return this.update(work, e, set, [pending], condition);
+  }
+
+  /** The intended object was never stored: close the intent so its bytes are read again. */
+  async dropIntent(work: LedgerKey, token: string, intent: PendingSegment): Promise<boolean> {
+    const e = new Expression();
+    const pending = e.name(LEDGER_ATTR.pendingSegment);
+    const condition = [
+      ...claimHeld(e, token),
+      e.equals(LEDGER_ATTR.backedUpBytes, intent.Start),
+      `attribute_exists(${pending})`,
+    ].join(' AND ');
+    return this.update(work, e, [], [pending], condition);
   }
 
   /** IN_PROGRESS -> DONE, only if RDS has not listed more bytes than are stored meanwhile. */
@@ -299,10 +345,11 @@ export class Ledger {
     ];
     const remove = [e.name(LEDGER_ATTR.claimToken), e.name(LEDGER_ATTR.lastError)];
     const condition = [
-      e.equals(LEDGER_ATTR.claimToken, token),
-      e.equals(LEDGER_ATTR.status, LedgerStatus.IN_PROGRESS),
+      ...claimHeld(e, token),
       e.equals(LEDGER_ATTR.backedUpBytes, backedUpBytes),
       `${e.name(LEDGER_ATTR.size)} <= ${e.value(backedUpBytes)}`,
+      // An open intent may name an object in S3 that no segment records yet: never DONE with one.
+      `attribute_not_exists(${e.name(LEDGER_ATTR.pendingSegment)})`,
     ].join(' AND ');
     return this.update(work, e, set, remove, condition);
   }
@@ -333,12 +380,9 @@ export class Ledger {
     const e = new Expression();
     const set = [e.assign(LEDGER_ATTR.status, status), e.assign(LEDGER_ATTR.statusChangedAt, now)];
     if (reason !== undefined) set.push(e.assign(LEDGER_ATTR.lastError, errorText(reason)));
+    // An open intent stays on the item (FAILED after a PUT error): the next holder resolves it.
     const remove = [e.name(LEDGER_ATTR.claimToken)];
-    const condition = [
-      e.equals(LEDGER_ATTR.claimToken, token),
-      e.equals(LEDGER_ATTR.status, LedgerStatus.IN_PROGRESS),
-    ].join(' AND ');
-    return this.update(work, e, set, remove, condition);
+    return this.update(work, e, set, remove, claimHeld(e, token).join(' AND '));
   }
 
   private async update(

@@ -1,19 +1,30 @@
 /**
  * S3 segment objects. Pages are appended to a spool file while their SHA-256 is computed
- * incrementally; the spool is then stored as ONE object with a single PutObject that streams the file
- * and carries the digest, so S3 verifies every byte and memory never holds more than one page.
+ * incrementally; the spool is then sealed (its length and digest are final, so the ledger can record
+ * the intended object before it exists) and stored as ONE object with a single PutObject that streams
+ * the file and carries the digest, so S3 verifies every byte and memory never holds more than one page.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 
-export interface StoredObject {
-  key: string;
+/** What a sealed spool will store: its length and base64 SHA-256 (S3's x-amz-checksum-sha256). */
+export interface SealedSpool {
   bytes: number;
-  /** Base64 SHA-256 of the object, as S3's x-amz-checksum-sha256 reports it. */
   sha256: string;
+}
+
+export interface StoredObject extends SealedSpool {
+  key: string;
+}
+
+/** An object that exists in the bucket, as HeadObject reports it. */
+export interface ExistingObject {
+  bytes: number;
+  /** Absent when the object was stored without a SHA-256 checksum (never by this pipeline). */
+  sha256: string | undefined;
 }
 
 /** One segment being assembled on local storage. Call `discard()` in a finally block. */
@@ -21,6 +32,7 @@ export class SegmentSpool {
   private handle: FileHandle | undefined;
   private hash: Hash = createHash('sha256');
   private length = 0;
+  private sealed: SealedSpool | undefined;
 
   constructor(
     private readonly s3: S3Client,
@@ -34,18 +46,26 @@ export class SegmentSpool {
 
   async append(data: Buffer): Promise<void> {
     if (data.length === 0) return;
+    if (this.sealed) throw new Error('cannot append to a sealed spool before it is stored');
     this.handle ??= await open(this.path, 'w');
     await this.handle.write(data);
     this.hash.update(data);
     this.length += data.length;
   }
 
-  /** Stores the spooled bytes under `key` and empties the spool for the next segment. */
+  /** Fixes the spool's content: no more appends until it is stored. Repeatable. */
+  async seal(): Promise<SealedSpool> {
+    if (this.length === 0) throw new Error('refusing to seal an empty spool');
+    if (!this.sealed) {
+      await this.closeFile();
+      this.sealed = { bytes: this.length, sha256: this.hash.digest('base64') };
+    }
+    return this.sealed;
+  }
+
+  /** Stores the sealed (or sealed now) bytes under `key` and empties the spool for the next segment. */
   async store(key: string): Promise<StoredObject> {
-    if (this.length === 0) throw new Error(`refusing to store an empty segment at ${key}`);
-    await this.closeFile();
-    const sha256 = this.hash.digest('base64');
-    const bytes = this.length;
+    const { bytes, sha256 } = await this.seal();
     await this.s3.send(
       new PutObjectCommand({
         Bucket: this.bucket,
@@ -59,6 +79,7 @@ export class SegmentSpool {
     await rm(this.path, { force: true });
     this.hash = createHash('sha256');
     this.length = 0;
+    this.sealed = undefined;
     return { key, bytes, sha256 };
   }
 
@@ -75,6 +96,16 @@ export class SegmentSpool {
   }
 }
 
+/**
+ * A HEAD of a missing key answers 404 only to a caller allowed s3:ListBucket; without it S3 answers
+ * 403, which is NOT taken as "missing" (that would re-store bytes that may exist): it propagates.
+ */
+function isMissingObject(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return error.name === 'NotFound' || error.name === 'NoSuchKey' || status === 404;
+}
+
 export class SegmentWriter {
   constructor(
     private readonly s3: S3Client,
@@ -84,5 +115,17 @@ export class SegmentWriter {
 
   openSpool(): SegmentSpool {
     return new SegmentSpool(this.s3, this.bucket, join(this.spoolDir, `segment-${randomUUID()}.spool`));
+  }
+
+  /** The object under `key` with its stored SHA-256, or undefined when there is none. */
+  async find(key: string): Promise<ExistingObject | undefined> {
+    try {
+      const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: 'ENABLED' }));
+      if (head.ContentLength === undefined) throw new Error(`HeadObject ${key} returned no ContentLength`);
+      return { bytes: head.ContentLength, sha256: head.ChecksumSHA256 };
+    } catch (error) {
+      if (isMissingObject(error)) return undefined;
+      throw error;
+    }
   }
 }
