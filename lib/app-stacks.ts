@@ -1,5 +1,7 @@
+import { Duration } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import type { AppConfig } from './config';
+import { BackupPipelineStack } from './stacks/backup-pipeline-stack';
 import { DatabaseStack } from './stacks/database-stack';
 import { LabHostStack } from './stacks/lab-host-stack';
 import { NetworkStack } from './stacks/network-stack';
@@ -8,6 +10,7 @@ export interface AppStacks {
   readonly network: NetworkStack;
   readonly database: DatabaseStack;
   readonly labHost: LabHostStack;
+  readonly backupPipeline: BackupPipelineStack;
 }
 
 /**
@@ -32,6 +35,20 @@ export function createStacks(scope: Construct, config: AppConfig): AppStacks {
     destroyLabDataOnTeardown: config.destroyLabDataOnTeardown,
   });
 
+  // Created first so the lab host can read the backups back; the pipeline itself never depends on the
+  // lab and deploys alone into any account.
+  const backupPipeline = new BackupPipelineStack(scope, name('BackupPipeline'), {
+    description: 'Aurora MySQL audit-log backup pipeline: scheduler, scanner, detector, ledger, downloader, S3',
+    pipeline: {
+      scheduleRate: Duration.minutes(config.pipeline.scheduleRateMinutes),
+      includeInstances: [...config.pipeline.includeInstances],
+      excludeInstances: [...config.pipeline.excludeInstances],
+      retainData: config.pipeline.retainPipelineData,
+      downloaderReservedConcurrency: config.pipeline.downloaderReservedConcurrency,
+      logRetention: config.pipeline.logRetentionDays,
+    },
+  });
+
   const labHost = new LabHostStack(scope, name('LabHost'), {
     description: 'Aurora audit-log lab: workload host (sysbench, lab scripts) reached through Session Manager',
     vpc: network.vpc,
@@ -40,7 +57,8 @@ export function createStacks(scope: Construct, config: AppConfig): AppStacks {
     databaseClientSecurityGroup: database.clientSecurityGroup,
     instanceType: config.labInstanceType,
     ssh: config.ssh,
+    auditLogBucket: backupPipeline.bucket,
   });
 
-  return { network, database, labHost };
+  return { network, database, labHost, backupPipeline };
 }

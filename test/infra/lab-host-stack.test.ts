@@ -125,11 +125,14 @@ describe('LabHostStack: instance role', () => {
     expect(JSON.stringify(secretRead!.Resource)).toMatch(/"StackName":"AuditLab-Database".*SecretAttachment/);
   });
 
-  test('reads the script bundle from the CDK assets bucket, and nothing else in S3 without a backup bucket', () => {
+  test('reads the script bundle from the CDK assets bucket and the backups under logs/ only', () => {
     const s3Statements = statements().filter((statement) => [statement.Action].flat().some((action) => action.startsWith('s3:')));
-    expect(s3Statements).toHaveLength(1);
-    expect(JSON.stringify(s3Statements[0].Resource)).toContain('cdk-hnb659fds-assets-');
-    expect(JSON.stringify(statements())).not.toContain(`/${LOG_OBJECT_PREFIX}`);
+    const resources = JSON.stringify(s3Statements.map((statement) => statement.Resource));
+    expect(resources).toContain('cdk-hnb659fds-assets-');
+    expect(resources).toMatch(/"StackName":"AuditLab-BackupPipeline".*\/logs\/\*/);
+    // The backup bucket's objects are readable only under the log prefix.
+    const backupObjectArns = (resources.match(/PipelineBucket[^"]*Arn[^"]*"}},"\/[^"]*"/g) ?? []).map((arn) => arn.split('"/')[1]);
+    expect(backupObjectArns).toEqual([`${LOG_OBJECT_PREFIX}*"`]);
   });
 });
 
@@ -157,7 +160,7 @@ describe('LabHostStack: user data', () => {
     expect(settings).toContain("LAB_DB_NAME='sbtest'");
     expect(settings).toMatch(/LAB_SECRET_ARN='<\{"Fn::GetStackOutput":.*SecretAttachment.*\}>'/);
     expect(settings).toContain(`AWS_REGION='<{"Ref":"AWS::Region"}>'`);
-    expect(settings).toContain("LAB_BUCKET=''");
+    expect(settings).toMatch(/LAB_BUCKET='<\{"Fn::GetStackOutput":\{"StackName":"AuditLab-BackupPipeline".*PipelineBucket.*\}>'/);
     expect(script).toContain('chmod 0644 /etc/audit-lab/settings.env');
   });
 
@@ -218,8 +221,12 @@ describe('LabHostStack: outputs', () => {
     });
   });
 
-  test('deploys after the network and database stacks it reads from', () => {
-    expect(lab.stacks.labHost.dependencies.map((stack) => stack.stackName).sort()).toEqual(['AuditLab-Database', 'AuditLab-Network']);
+  test('deploys after the network, database and backup pipeline stacks it reads from', () => {
+    expect(lab.stacks.labHost.dependencies.map((stack) => stack.stackName).sort()).toEqual([
+      'AuditLab-BackupPipeline',
+      'AuditLab-Database',
+      'AuditLab-Network',
+    ]);
   });
 
   test('snapshot', () => {
