@@ -216,6 +216,9 @@ async function deadLetterChecks(session: LabSession): Promise<Problem[]> {
 }
 
 async function main(): Promise<number> {
+  // The SDK versions are pinned and tested on this Node; its once-per-process upgrade notice would
+  // only interrupt the progress output (the handlers' own logs keep it).
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   let options: LabOptions;
   try {
     const parsed = parseLabOptions(process.argv.slice(2));
