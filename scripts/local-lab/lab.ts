@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { LEDGER_ATTR } from '../../lambda/shared/contract';
 import { LAB_CREDENTIALS } from './aws-services';
 import { LabSession, startLabSession } from './lab-session';
 import { MAX_AUDIT_FILE_ROTATIONS } from './mariadb';
@@ -178,7 +179,14 @@ async function runCycles(
     const ledger = await scanLedger(session.clients.ledger, session.resources.ledgerTable);
     const state = session.endpoint
       ? catchUpState(files, ledger)
-      : catchUpState(ledger.map((item) => ({ instance: String(item.DBInstanceIdentifier), logFileName: String(item.LogFileName), size: Number(item.Size) })), ledger);
+      : catchUpState(
+          ledger.map((item) => ({
+            instance: String(item[LEDGER_ATTR.instance]),
+            logFileName: String(item[LEDGER_ATTR.file]),
+            size: Number(item[LEDGER_ATTR.size]),
+          })),
+          ledger,
+        );
     log(progressLine({ cycle: loop.cycle, elapsedMs: Date.now() - loop.startedAt, phase: options.phase, stats, state, cycleMs: Date.now() - begin }));
     for (const error of [...stats.sqs.functionErrors, ...stats.stream.functionErrors].slice(0, 3)) log(`    function error: ${error}`);
     if (options.stop(state.caughtUp)) return true;

@@ -138,6 +138,19 @@ describe('DynamoDB stream event source', () => {
     expect(failure.DDBStreamBatchInfo).toMatchObject({ startSequenceNumber: '3', endSequenceNumber: '3', batchSize: 1, streamArn: STREAM_ARN });
   });
 
+  it('replaces an expired shard iterator and resumes after the last handled record', async () => {
+    const { fn, events } = fakeFunction<DynamoDBStreamEvent>(() => ok());
+    const { source, streams } = streamSource([1, 2].map((sequence) => streamRecord(sequence, LedgerStatus.PENDING)), fn);
+    await source.pump();
+    const expired = Object.assign(new Error('Iterator expired'), { name: 'ExpiredIteratorException' });
+    streams.on(GetRecordsCommand, { ShardIterator: 'it-1' }).rejects(expired);
+    streams.on(GetShardIteratorCommand, { ShardIteratorType: 'AFTER_SEQUENCE_NUMBER', SequenceNumber: '2' }).resolves({ ShardIterator: 'it-2' });
+    streams.on(GetRecordsCommand, { ShardIterator: 'it-2' }).resolves({ Records: [streamRecord(3, LedgerStatus.PENDING)], NextShardIterator: 'it-3' });
+    streams.on(GetRecordsCommand, { ShardIterator: 'it-3' }).resolves({ Records: [], NextShardIterator: 'it-3' });
+    await source.pump();
+    expect(events.map(sequences)).toEqual([['1', '2'], ['3']]);
+  });
+
   it('retries a whole batch without bisecting when bisect is off', async () => {
     const records = [1, 2].map((sequence) => streamRecord(sequence, LedgerStatus.PENDING));
     const { fn, events } = fakeFunction<DynamoDBStreamEvent>(() => crash);

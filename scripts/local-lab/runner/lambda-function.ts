@@ -100,7 +100,9 @@ export class LambdaFunction {
       try {
         await environment.ready;
       } catch (error) {
+        // Lambda discards an environment whose init failed; the next invocation initializes afresh.
         this.stats.crashes += 1;
+        await this.discard(environment);
         return failure({ errorType: 'Runtime.InitError', errorMessage: (error as Error).message }, { crashed: true });
       }
       const id = this.nextId++;

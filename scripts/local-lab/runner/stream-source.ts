@@ -12,6 +12,7 @@ import {
   GetShardIteratorCommand,
   Shard,
   ShardIteratorType,
+  _Record as StreamSdkRecord,
 } from '@aws-sdk/client-dynamodb-streams';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { DynamoDBBatchResponse, DynamoDBRecord } from 'aws-lambda';
@@ -52,6 +53,8 @@ interface ShardState {
   shardId: string;
   parentShardId?: string;
   iterator?: string;
+  /** Last record handled: where a fresh iterator resumes when the current one expired. */
+  lastSequenceNumber?: string;
   /** No more records will ever come (the shard is closed and fully read). */
   finished: boolean;
 }
@@ -150,9 +153,7 @@ export class DynamoDbStreamEventSource {
       shard.iterator = ShardIterator;
     }
     while (shard.iterator) {
-      const { Records = [], NextShardIterator } = await this.streams.send(
-        new GetRecordsCommand({ ShardIterator: shard.iterator, Limit: 1000 }),
-      );
+      const { Records = [], NextShardIterator } = await this.getRecords(shard);
       if (Records.length === 0) {
         if (!NextShardIterator) shard.finished = true;
         else shard.iterator = NextShardIterator;
@@ -166,8 +167,29 @@ export class DynamoDbStreamEventSource {
         await this.deliver(admitted.slice(index, index + this.settings.batchSize), shard.shardId, stats);
       }
       // Checkpoint only once the records are handled (delivered, or given up on by the rules).
+      shard.lastSequenceNumber = Records[Records.length - 1]?.dynamodb?.SequenceNumber ?? shard.lastSequenceNumber;
       shard.iterator = NextShardIterator;
       if (!NextShardIterator) shard.finished = true;
+    }
+  }
+
+  /** Shard iterators expire after 15 minutes: an expired one is replaced, resuming after the checkpoint. */
+  private async getRecords(shard: ShardState): Promise<{ Records?: StreamSdkRecord[]; NextShardIterator?: string }> {
+    try {
+      return await this.streams.send(new GetRecordsCommand({ ShardIterator: shard.iterator, Limit: 1000 }));
+    } catch (error) {
+      if ((error as Error).name !== 'ExpiredIteratorException') throw error;
+      const { ShardIterator } = await this.streams.send(
+        new GetShardIteratorCommand({
+          StreamArn: this.settings.streamArn,
+          ShardId: shard.shardId,
+          ...(shard.lastSequenceNumber
+            ? { ShardIteratorType: ShardIteratorType.AFTER_SEQUENCE_NUMBER, SequenceNumber: shard.lastSequenceNumber }
+            : { ShardIteratorType: ShardIteratorType.TRIM_HORIZON }),
+        }),
+      );
+      shard.iterator = ShardIterator;
+      return this.streams.send(new GetRecordsCommand({ ShardIterator: shard.iterator, Limit: 1000 }));
     }
   }
 
