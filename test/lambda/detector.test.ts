@@ -185,6 +185,50 @@ test('a stale IN_PROGRESS claim returns to PENDING and the claim token is droppe
   expect(reclaimed.ClaimToken).toBeUndefined();
 });
 
+test('an open intent (PendingSegment) survives the stale-claim reset for the next holder to settle', async () => {
+  const intent = { Start: 40, End: 100, Sha256: 'c2hhMjU2', Marker: '7:100' };
+  listFile('audit/died-mid-store', 150, 2);
+  seed('audit/died-mid-store', {
+    Size: 100,
+    LastWritten: 1,
+    Status: LedgerStatus.IN_PROGRESS,
+    ClaimToken: 'dead-invocation',
+    StatusChangedAt: Date.now() - 46 * MINUTE,
+    BackedUpBytes: 40,
+    PendingSegment: intent,
+  });
+
+  await handler(sqsEvent([scanBody()]), fakeContext());
+
+  const reclaimed = item('audit/died-mid-store');
+  expect(reclaimed).toMatchObject({ Status: LedgerStatus.PENDING, Size: 150, BackedUpBytes: 40, PendingSegment: intent });
+  expect(reclaimed.ClaimToken).toBeUndefined();
+});
+
+test('a file RDS no longer lists with an open intent goes back to PENDING, never straight to DONE or LOST', async () => {
+  const intent = { Start: 0, End: 900, Sha256: 'c2hhMjU2', Marker: '3:900' };
+  const longAgo = Date.now() - 46 * MINUTE;
+  // Only a downloader can tell whether the intended object is in S3: DONE or LOST now could leave an
+  // object that no segment records.
+  seed('audit/stale-claim', { Size: 900, Status: LedgerStatus.IN_PROGRESS, ClaimToken: 'dead', StatusChangedAt: longAgo, PendingSegment: intent });
+  seed('audit/failed-due', { Size: 900, Status: LedgerStatus.FAILED, Attempts: 1, StatusChangedAt: longAgo, PendingSegment: intent });
+  seed('audit/failed-waiting', { Size: 900, Status: LedgerStatus.FAILED, Attempts: 1, StatusChangedAt: Date.now() - MINUTE, PendingSegment: intent });
+  seed('audit/pending', { Size: 900, Status: LedgerStatus.PENDING, StatusChangedAt: longAgo, PendingSegment: intent });
+  fakeRds.addInstance(INSTANCE);
+
+  const response = await handler(sqsEvent([scanBody()]), fakeContext());
+
+  expect(response.batchItemFailures).toEqual([]);
+  expect(item('audit/stale-claim')).toMatchObject({ Status: LedgerStatus.PENDING, PendingSegment: intent });
+  expect(item('audit/stale-claim').ClaimToken).toBeUndefined();
+  expect(item('audit/failed-due')).toMatchObject({ Status: LedgerStatus.PENDING, PendingSegment: intent });
+  // The FAILED backoff still applies (a conflicting object would otherwise fail on every scan).
+  expect(item('audit/failed-waiting').Status).toBe(LedgerStatus.FAILED);
+  // Already waiting for the downloader: no write.
+  expect(item('audit/pending').Status).toBe(LedgerStatus.PENDING);
+  expect(table.writeAttempts).toBe(2);
+});
+
 test('files RDS no longer lists become LOST unless fully backed up; never silently', async () => {
   listFile('audit/still-there', 100, 1);
   seed('audit/still-there', { Size: 100, LastWritten: 1, Status: LedgerStatus.DONE, BackedUpBytes: 100 });

@@ -1,133 +1,41 @@
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  DeleteItemCommand,
-  DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
-import { DownloadDBLogFilePortionCommand, type DownloadDBLogFilePortionCommandInput, RDSClient } from '@aws-sdk/client-rds';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { mockClient } from 'aws-sdk-client-mock';
+import { DownloadDBLogFilePortionCommand } from '@aws-sdk/client-rds';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import 'aws-sdk-client-mock-jest';
 import type { DynamoDBRecord } from 'aws-lambda';
 import {
-  IDEMPOTENCY_KEY,
-  LEDGER_KEY,
+  FILE,
+  INSTANCE,
+  MAX_OBJECT_BYTES,
+  SAFETY_MARGIN_MS,
+  bucket,
+  deliver,
+  expectContiguousObjects,
+  expectNoSpoolLeft,
+  fakeRds,
+  handler,
+  hooks,
+  idempotency,
+  ledgerClient,
+  ledgerItem,
+  newFile,
+  rds,
+  resetDownloaderWorld,
+  s3,
+  table,
+} from './support/downloader-world';
+import {
   LedgerStatus,
-  type LedgerItem,
   RDS_TRUNCATION_TEXT,
   logFilePrefix,
-  parseSegmentObjectKey,
   segmentObjectKey,
 } from '../../lambda/shared/contract';
-import { FakeTable, type Item } from './support/fake-dynamodb';
-import { FakeRds, auditLines } from './support/fake-rds';
-import {
-  BUCKET,
-  FakeBucket,
-  fakeContext,
-  pendingTransitions,
-  setLambdaEnv,
-  sha256Base64,
-  streamEvent,
-} from './support/lambda-harness';
+import { type Item } from './support/fake-dynamodb';
+import { auditLines } from './support/fake-rds';
+import { BUCKET, fakeContext, pendingTransitions, sha256Base64, streamEvent } from './support/lambda-harness';
 
-const MAX_OBJECT_BYTES = 4096;
-const SAFETY_MARGIN_MS = 10_000;
-const spoolDir = mkdtempSync(join(tmpdir(), 'downloader-spool-'));
-setLambdaEnv({
-  MAX_OBJECT_BYTES: String(MAX_OBJECT_BYTES),
-  DOWNLOAD_SAFETY_MARGIN_MS: String(SAFETY_MARGIN_MS),
-  SPOOL_DIR: spoolDir,
-});
-const { handler } = require('../../lambda/downloader') as typeof import('../../lambda/downloader');
-
-const rds = mockClient(RDSClient);
-const s3 = mockClient(S3Client);
-const ledgerClient = mockClient(DynamoDBDocumentClient);
-const idempotencyClient = mockClient(DynamoDBClient);
-
-const INSTANCE = 'aurora-reader-1';
-const FILE = 'audit/audit.log.2.2024-01-04-08-30.0';
-let fakeRds: FakeRds;
-let table: FakeTable;
-let idempotency: FakeTable;
-let bucket: FakeBucket;
-/** Runs before each DownloadDBLogFilePortion is answered: lets a test change the world mid-download. */
-let beforeDownload: ((input: DownloadDBLogFilePortionCommandInput) => void) | undefined;
-
-beforeEach(() => {
-  for (const mock of [rds, s3, ledgerClient, idempotencyClient]) mock.reset();
-  fakeRds = new FakeRds({ pageLimit: 1024 });
-  table = new FakeTable(LEDGER_KEY.partitionKey, LEDGER_KEY.sortKey);
-  idempotency = new FakeTable(IDEMPOTENCY_KEY.partitionKey);
-  bucket = new FakeBucket();
-  beforeDownload = undefined;
-  rds.on(DownloadDBLogFilePortionCommand).callsFake((input) => {
-    beforeDownload?.(input);
-    return fakeRds.downloadDBLogFilePortion(input);
-  });
-  s3.on(PutObjectCommand).callsFake((input) => bucket.putObject(input));
-  ledgerClient.on(GetCommand).callsFake((input) => table.get(input));
-  ledgerClient.on(PutCommand).callsFake((input) => table.put(input));
-  ledgerClient.on(UpdateCommand).callsFake((input) => table.update(input));
-  ledgerClient.on(QueryCommand).callsFake((input) => table.query(input));
-  idempotencyClient.on(GetItemCommand).callsFake((input) => idempotency.getItem(input));
-  idempotencyClient.on(PutItemCommand).callsFake((input) => idempotency.putItem(input));
-  idempotencyClient.on(UpdateItemCommand).callsFake((input) => idempotency.updateItem(input));
-  idempotencyClient.on(DeleteItemCommand).callsFake((input) => idempotency.deleteItem(input));
-});
-
-afterEach(() => {
-  expect(readdirSync(spoolDir)).toEqual([]);
-});
-
-function ledgerItem(file = FILE): LedgerItem {
-  const found = table.item({ [LEDGER_KEY.partitionKey]: INSTANCE, [LEDGER_KEY.sortKey]: file });
-  if (!found) throw new Error(`no ledger item for ${file}`);
-  return found as unknown as LedgerItem;
-}
-
-/** What the detector does for a new file: RDS has it, the ledger gets a PENDING item (a stream INSERT). */
-function newFile(content: string, file = FILE, overrides: Partial<LedgerItem> = {}): void {
-  fakeRds.writeFile(INSTANCE, file, content, 1_700_000_000_000);
-  const item: LedgerItem = {
-    DBInstanceIdentifier: INSTANCE,
-    LogFileName: file,
-    Size: Buffer.byteLength(content),
-    LastWritten: 1_700_000_000_000,
-    Status: LedgerStatus.PENDING,
-    StatusChangedAt: Date.now(),
-    BackedUpBytes: 0,
-    Attempts: 0,
-    ...overrides,
-  };
-  table.put({ TableName: 'ledger', Item: item as unknown as Item });
-}
-
-/** Invokes the downloader with the stream records for the ledger's transitions into PENDING since `from`. */
-async function deliver(from: number, remainingMs?: () => number) {
-  const records = pendingTransitions(table, from);
-  expect(records.length).toBeGreaterThan(0);
-  const response = await handler(streamEvent(records), fakeContext(remainingMs));
-  return { response, records };
-}
-
-function expectContiguousObjects(file: string, size: number): string[] {
-  const keys = bucket.keys(logFilePrefix(INSTANCE, file));
-  let expectedStart = 0;
-  for (const key of keys) {
-    const parsed = parseSegmentObjectKey(key);
-    expect(parsed?.start).toBe(expectedStart);
-    expectedStart = parsed?.end ?? -1;
-  }
-  expect(expectedStart).toBe(size);
-  return keys;
-}
+beforeEach(resetDownloaderWorld);
+afterEach(expectNoSpoolLeft);
 
 test('backs up a new file as one checksummed object 000000000000-{size}, starting at Marker "0"', async () => {
   const content = auditLines(30);
@@ -332,7 +240,7 @@ test('a trigger for work already done elsewhere does nothing: the ledger, not th
 test('a failure in one record does not fail its siblings', async () => {
   newFile(auditLines(10), 'audit/good');
   newFile(auditLines(10), 'audit/bad');
-  beforeDownload = (input) => {
+  hooks.beforeDownload = (input) => {
     if (input.LogFileName === 'audit/bad') {
       throw Object.assign(new Error('An internal error occurred'), { name: 'InternalFailure', $fault: 'server' });
     }
@@ -355,7 +263,7 @@ test('a failure in one record does not fail its siblings', async () => {
 test('a file that vanishes mid-download keeps what was read and becomes LOST', async () => {
   const content = auditLines(40);
   newFile(content);
-  beforeDownload = () => {
+  hooks.beforeDownload = () => {
     if (fakeRds.downloads.length === 2) fakeRds.deleteFile(INSTANCE, FILE);
   };
 

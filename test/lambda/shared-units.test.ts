@@ -1,5 +1,6 @@
 import { CONFIG_DEFAULTS, ConfigError, readDetectorConfig, readDownloaderConfig, readScannerConfig } from '../../lambda/shared/config';
 import { ENV, RDS_TRUNCATION_TEXT } from '../../lambda/shared/contract';
+import { LedgerFormatError, toLedgerItem } from '../../lambda/shared/ledger';
 import { completeLinesBeforeTruncation } from '../../lambda/shared/rds-log-reader';
 
 describe('configuration', () => {
@@ -45,5 +46,34 @@ describe('truncation detection', () => {
     expect(completeLinesBeforeTruncation('')).toBeUndefined();
     const quoted = `1700000000000000,host,user,client,1,3,QUERY,db,'SELECT "${RDS_TRUNCATION_TEXT}"',0\n`;
     expect(completeLinesBeforeTruncation(line(1) + quoted)).toBeUndefined();
+  });
+});
+
+describe('ledger item validation', () => {
+  const raw = {
+    DBInstanceIdentifier: 'db-1',
+    LogFileName: 'audit/audit.log.0',
+    Size: 300,
+    LastWritten: 1,
+    Status: 'IN_PROGRESS',
+    StatusChangedAt: 2,
+    BackedUpBytes: 100,
+  };
+
+  test('an open intent is read with its resume marker', () => {
+    const intent = { Start: 100, End: 300, Sha256: 'abc=', Marker: '4:300' };
+    expect(toLedgerItem({ ...raw, PendingSegment: intent }).PendingSegment).toEqual(intent);
+    expect(toLedgerItem(raw).PendingSegment).toBeUndefined();
+  });
+
+  test('a malformed intent is an error, never guessed at', () => {
+    for (const bad of [
+      { Start: 100, End: 300, Sha256: 'abc=' },
+      { Start: 100, End: 100, Sha256: 'abc=', Marker: '4:100' },
+      { Start: '100', End: 300, Sha256: 'abc=', Marker: '4:300' },
+      'not a map',
+    ]) {
+      expect(() => toLedgerItem({ ...raw, PendingSegment: bad })).toThrow(LedgerFormatError);
+    }
   });
 });

@@ -5,7 +5,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { PutObjectCommandInput } from '@aws-sdk/client-s3';
+import {
+  type HeadObjectCommandInput,
+  type HeadObjectCommandOutput,
+  NotFound,
+  type PutObjectCommandInput,
+} from '@aws-sdk/client-s3';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import type { AttributeValue as StreamAttributeValue, Context, DynamoDBRecord, DynamoDBStreamEvent, SQSEvent } from 'aws-lambda';
 import { ENV, LEDGER_ATTR, LEDGER_KEY, LedgerStatus } from '../../../lambda/shared/contract';
@@ -132,16 +137,26 @@ export interface StoredObject {
   checksumSha256: string;
 }
 
-/** Consumes each PUT's body stream; rejects a body whose SHA-256 differs from the one sent. */
+/**
+ * Consumes each PUT's body stream; rejects a body whose SHA-256 differs from the one sent. Records
+ * every PUT to a key that already held an object (the design never rewrites one), and answers HEAD
+ * like S3 for a caller with s3:ListBucket: 404 NotFound for a missing key, the stored SHA-256 only
+ * with ChecksumMode ENABLED.
+ */
 export class FakeBucket {
   readonly objects = new Map<string, StoredObject>();
   puts = 0;
+  /** Keys PUT while an object already existed under them. */
+  readonly overwrites: string[] = [];
+  /** Called with the body bytes consumed so far once a PUT's body is read: lets a test fail it there. */
+  beforeCommit?: (key: string, body: Buffer) => void;
 
   async putObject(input: PutObjectCommandInput): Promise<{ ChecksumSHA256: string }> {
     this.puts++;
     const chunks: Buffer[] = [];
     for await (const chunk of input.Body as Readable) chunks.push(Buffer.from(chunk as Buffer));
     const body = Buffer.concat(chunks);
+    this.beforeCommit?.(input.Key ?? '', body);
     const digest = createHash('sha256').update(body).digest('base64');
     if (input.ContentLength !== body.length) {
       throw new Error(`ContentLength ${input.ContentLength} but body has ${body.length} bytes`);
@@ -151,8 +166,24 @@ export class FakeBucket {
       error.name = 'BadDigest';
       throw error;
     }
+    if (this.objects.has(input.Key ?? '')) this.overwrites.push(input.Key ?? '');
     this.objects.set(input.Key ?? '', { body, checksumSha256: digest });
     return { ChecksumSHA256: digest };
+  }
+
+  /** An object that is in the bucket before the test starts (not counted as a PUT). */
+  seed(key: string, body: Buffer | string): void {
+    const bytes = Buffer.from(body);
+    this.objects.set(key, { body: bytes, checksumSha256: createHash('sha256').update(bytes).digest('base64') });
+  }
+
+  headObject(input: HeadObjectCommandInput): Partial<HeadObjectCommandOutput> {
+    const object = this.objects.get(input.Key ?? '');
+    if (!object) throw new NotFound({ message: 'Not Found', $metadata: { httpStatusCode: 404 } });
+    return {
+      ContentLength: object.body.length,
+      ...(input.ChecksumMode === 'ENABLED' ? { ChecksumSHA256: object.checksumSha256 } : {}),
+    };
   }
 
   /** Objects under a prefix in key order, i.e. a file's segments in offset order. */
