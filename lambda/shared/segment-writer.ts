@@ -72,6 +72,10 @@ export class SegmentSpool {
         Key: key,
         Body: createReadStream(this.path),
         ContentLength: bytes,
+        // Our digest travels as x-amz-checksum-sha256 (so the SDK computes none of its own); naming the
+        // algorithm too makes every S3-compatible store keep it for HeadObject's ChecksumMode, which
+        // is how an object left by a dead holder is recognised (moto, for one, keeps it only then).
+        ChecksumAlgorithm: 'SHA256',
         ChecksumSHA256: sha256,
         ContentType: 'text/plain; charset=utf-8',
       }),

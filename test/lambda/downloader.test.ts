@@ -63,6 +63,7 @@ test('backs up a new file as one checksummed object 000000000000-{size}, startin
     Bucket: BUCKET,
     Key: key,
     ContentLength: size,
+    ChecksumAlgorithm: 'SHA256',
     ChecksumSHA256: sha256Base64(content),
   });
 

@@ -135,13 +135,15 @@ export function streamEvent(records: DynamoDBRecord[]): DynamoDBStreamEvent {
 export interface StoredObject {
   body: Buffer;
   checksumSha256: string;
+  /** Whether the PUT named its checksum algorithm; only then does HEAD report the SHA-256 (as moto). */
+  checksumKept: boolean;
 }
 
 /**
  * Consumes each PUT's body stream; rejects a body whose SHA-256 differs from the one sent. Records
  * every PUT to a key that already held an object (the design never rewrites one), and answers HEAD
  * like S3 for a caller with s3:ListBucket: 404 NotFound for a missing key, the stored SHA-256 only
- * with ChecksumMode ENABLED.
+ * with ChecksumMode ENABLED and, like moto, only when the PUT named the algorithm (ChecksumAlgorithm).
  */
 export class FakeBucket {
   readonly objects = new Map<string, StoredObject>();
@@ -167,14 +169,15 @@ export class FakeBucket {
       throw error;
     }
     if (this.objects.has(input.Key ?? '')) this.overwrites.push(input.Key ?? '');
-    this.objects.set(input.Key ?? '', { body, checksumSha256: digest });
+    this.objects.set(input.Key ?? '', { body, checksumSha256: digest, checksumKept: input.ChecksumAlgorithm === 'SHA256' });
     return { ChecksumSHA256: digest };
   }
 
   /** An object that is in the bucket before the test starts (not counted as a PUT). */
   seed(key: string, body: Buffer | string): void {
     const bytes = Buffer.from(body);
-    this.objects.set(key, { body: bytes, checksumSha256: createHash('sha256').update(bytes).digest('base64') });
+    const checksumSha256 = createHash('sha256').update(bytes).digest('base64');
+    this.objects.set(key, { body: bytes, checksumSha256, checksumKept: true });
   }
 
   headObject(input: HeadObjectCommandInput): Partial<HeadObjectCommandOutput> {
@@ -182,7 +185,7 @@ export class FakeBucket {
     if (!object) throw new NotFound({ message: 'Not Found', $metadata: { httpStatusCode: 404 } });
     return {
       ContentLength: object.body.length,
-      ...(input.ChecksumMode === 'ENABLED' ? { ChecksumSHA256: object.checksumSha256 } : {}),
+      ...(input.ChecksumMode === 'ENABLED' && object.checksumKept ? { ChecksumSHA256: object.checksumSha256 } : {}),
     };
   }
 
