@@ -101,6 +101,8 @@ export const handler = async (event: DynamoDBStreamEvent, context: Context): Pro
   logger.addContext(context);
   idempotencyConfig.registerLambdaContext(context);
   try {
+    const abandoned = await dependencies.segments.removeAbandonedSpools(Date.now());
+    if (abandoned.length > 0) logger.warn('removed spool files that dead invocations left behind', { abandoned });
     // One file at a time: each pass uses the invocation's remaining time and one page of memory.
     return await processPartialResponse(event, backUpRecordOnce, processor, { context, processInParallel: false });
   } finally {

@@ -6,9 +6,17 @@
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rm, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+
+const SPOOL_FILE = /^segment-[0-9a-f-]+\.spool$/;
+
+/**
+ * A spool file untouched for longer than any Lambda invocation can run (15 minutes) belongs to no
+ * living pass: its invocation died (timeout, crash, OOM) before the pass could remove it.
+ */
+export const ABANDONED_SPOOL_AGE_MS = 20 * 60_000;
 
 /** What a sealed spool will store: its length and base64 SHA-256 (S3's x-amz-checksum-sha256). */
 export interface SealedSpool {
@@ -119,6 +127,31 @@ export class SegmentWriter {
 
   openSpool(): SegmentSpool {
     return new SegmentSpool(this.s3, this.bucket, join(this.spoolDir, `segment-${randomUUID()}.spool`));
+  }
+
+  /**
+   * Removes the spool files of passes that died, so that crashes in a reused execution environment do
+   * not fill its /tmp. Judged by age, not by "not mine": the spool folder may be shared by several
+   * living processes (the local lab runs concurrent environments over one folder). Returns the names.
+   */
+  async removeAbandonedSpools(now: number): Promise<string[]> {
+    const removed: string[] = [];
+    for (const name of await readdir(this.spoolDir)) {
+      if (!SPOOL_FILE.test(name)) continue;
+      const path = join(this.spoolDir, name);
+      const modified = await stat(path).then(
+        (info) => info.mtimeMs,
+        (error: NodeJS.ErrnoException) => {
+          // Removed meanwhile by the pass that owned it.
+          if (error.code === 'ENOENT') return now;
+          throw error;
+        },
+      );
+      if (now - modified < ABANDONED_SPOOL_AGE_MS) continue;
+      await rm(path, { force: true });
+      removed.push(name);
+    }
+    return removed;
   }
 
   /** The object under `key` with its stored SHA-256, or undefined when there is none. */

@@ -1,3 +1,5 @@
+import { existsSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DownloadDBLogFilePortionCommand } from '@aws-sdk/client-rds';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
@@ -22,8 +24,10 @@ import {
   rds,
   resetDownloaderWorld,
   s3,
+  spoolDir,
   table,
 } from './support/downloader-world';
+import { ABANDONED_SPOOL_AGE_MS } from '../../lambda/shared/segment-writer';
 import {
   LedgerStatus,
   RDS_TRUNCATION_TEXT,
@@ -321,4 +325,23 @@ test('RDS returning fewer bytes than it lists, with no progress, ends FAILED ins
   expect(item.Status).toBe(LedgerStatus.FAILED);
   expect(item.LastError).toMatch(/lists \d+ bytes but returns only \d+/);
   expect(pendingTransitions(table, changesAfterFirst)).toEqual([]);
+});
+
+test('spool files that dead invocations left behind are removed; recent ones (maybe a living pass) are kept', async () => {
+  const abandoned = join(spoolDir, 'segment-0b5e7a1c-0000-4000-8000-000000000001.spool');
+  const recent = join(spoolDir, 'segment-0b5e7a1c-0000-4000-8000-000000000002.spool');
+  const unrelated = join(spoolDir, 'notes.txt');
+  for (const path of [abandoned, recent, unrelated]) writeFileSync(path, 'spooled bytes');
+  const old = (Date.now() - ABANDONED_SPOOL_AGE_MS - 60_000) / 1000;
+  utimesSync(abandoned, old, old);
+  utimesSync(unrelated, old, old);
+  newFile(auditLines(5));
+
+  const { response } = await deliver(0);
+
+  expect(response.batchItemFailures).toEqual([]);
+  expect(existsSync(abandoned)).toBe(false);
+  expect(existsSync(recent)).toBe(true);
+  expect(existsSync(unrelated)).toBe(true);
+  for (const path of [recent, unrelated]) rmSync(path);
 });
