@@ -211,4 +211,13 @@ export const METRICS = {
   portionCalls: 'PortionCalls',
   /** Audit-enabled instances the scanner queued. */
   instancesScanned: 'InstancesScanned',
+  /**
+   * Seconds since RDS wrote the oldest byte not yet stored in S3 (0 when everything listed is stored),
+   * unit Seconds. The alarm watches its Maximum.
+   */
+  backupLagSeconds: 'BackupLagSeconds',
+  /** RDS API calls retried after throttling (`Throttling: Rate exceeded`), unit Count. */
+  throttleRetries: 'ThrottleRetries',
+  /** Findings of one completeness-verifier run (0 for a clean run), unit Count. Alarm on > 0. */
+  verifierFindings: 'VerifierFindings',
 } as const;

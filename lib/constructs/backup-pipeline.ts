@@ -11,6 +11,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
@@ -22,9 +23,11 @@ import {
   LOG_OBJECT_PREFIX,
   METRICS,
 } from '../../lambda/shared/contract';
+import { EvidenceBucket, EvidenceRetentionOptions } from './evidence-bucket';
 import { HouseFunction } from './house-function';
+import { MetricSources, PipelineMonitoring } from './pipeline-monitoring';
 
-export interface BackupPipelineProps {
+export interface BackupPipelineProps extends EvidenceRetentionOptions {
   /** How often the scanner looks for audit-enabled instances. @default Duration.minutes(15) */
   readonly scheduleRate?: Duration;
   /** Back up only these DB instance identifiers. @default - every audit-enabled Aurora MySQL instance */
@@ -45,6 +48,14 @@ export interface BackupPipelineProps {
   readonly downloaderReservedConcurrency?: number;
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * Lag (age of the oldest audit log byte not yet stored) above which the backup-lag alarm fires; at
+   * least a minute and under 24 h, and meant to exceed the schedule rate.
+   * @default Duration.hours(2)
+   */
+  readonly backupLagAlarmThreshold?: Duration;
+  /** Email address subscribed to the alarm topic (it must confirm the subscription). @default - none */
+  readonly alarmEmail?: string;
 }
 
 const LAMBDA_ROOT = path.join(__dirname, '..', '..', 'lambda');
@@ -54,7 +65,33 @@ export const PIPELINE_SERVICE_NAMES = {
   scanner: 'audit-log-scanner',
   detector: 'audit-log-detector',
   downloader: 'audit-log-downloader',
+  /** The scheduled completeness verifier (its function is added with the verifier). */
+  reconciler: 'audit-log-reconciler',
 } as const;
+
+/**
+ * Which handler publishes which custom metric (by Powertools service, the metric's only dimension).
+ * Alarms and graphs read exactly these series: a handler publishing a metric must be listed here.
+ */
+export const METRIC_SOURCES: MetricSources = {
+  lostLogFiles: [PIPELINE_SERVICE_NAMES.detector, PIPELINE_SERVICE_NAMES.downloader],
+  failedLogFiles: [PIPELINE_SERVICE_NAMES.downloader],
+  bytesBackedUp: [PIPELINE_SERVICE_NAMES.downloader],
+  filesBackedUp: [PIPELINE_SERVICE_NAMES.downloader],
+  portionCalls: [PIPELINE_SERVICE_NAMES.downloader],
+  instancesScanned: [PIPELINE_SERVICE_NAMES.scanner],
+  backupLagSeconds: [PIPELINE_SERVICE_NAMES.detector],
+  throttleRetries: [PIPELINE_SERVICE_NAMES.scanner, PIPELINE_SERVICE_NAMES.detector, PIPELINE_SERVICE_NAMES.downloader],
+  verifierFindings: [PIPELINE_SERVICE_NAMES.reconciler],
+};
+
+/** Default of BackupPipelineProps.backupLagAlarmThreshold. */
+export const DEFAULT_BACKUP_LAG_ALARM_THRESHOLD = Duration.hours(2);
+/**
+ * Stream records waiting this long mean the downloader is stuck or far behind; the event source drops
+ * records at `maxRecordAge` (6 h), so this leaves hours to react before anything reaches the failure queue.
+ */
+const STREAM_ITERATOR_AGE_ALARM_THRESHOLD = Duration.hours(1);
 
 /** Lambda polls SQS with the queue's visibility timeout: it must exceed every retry of a batch in flight. */
 const SQS_VISIBILITY_PER_FUNCTION_TIMEOUT = 6;
@@ -86,8 +123,8 @@ const IDEMPOTENCY_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:U
  * run time.
  */
 export class BackupPipeline extends Construct {
-  /** Backed-up audit logs under `logs/`; encrypted with `bucketKey`. */
-  public readonly bucket: s3.IBucket;
+  /** Backed-up audit logs under `logs/`; encrypted with `bucketKey`; retention and WORM per props. */
+  public readonly bucket: EvidenceBucket;
   public readonly bucketKey: kms.IKey;
   public readonly accessLogBucket: s3.IBucket;
   public readonly ledgerTable: dynamodb.Table;
@@ -101,8 +138,11 @@ export class BackupPipeline extends Construct {
   public readonly detector: HouseFunction;
   public readonly downloader: HouseFunction;
   public readonly schedule: scheduler.Schedule;
-  /** Alarms that must never fire silently: dead letters and log files lost before they were backed up. */
+  public readonly scheduleGroup: scheduler.ScheduleGroup;
+  /** Every alarm; each notifies `alarmTopic`. */
   public readonly alarms: cloudwatch.Alarm[];
+  public readonly alarmTopic: sns.ITopic;
+  public readonly dashboard: cloudwatch.Dashboard;
 
   constructor(scope: Construct, id: string, props: BackupPipelineProps = {}) {
     super(scope, id);
@@ -115,48 +155,16 @@ export class BackupPipeline extends Construct {
 
     // ---- Storage -------------------------------------------------------------------------------------
 
-    // S3 delivers server access logs only to SSE-S3 buckets.
-    const accessLogBucket = new s3.Bucket(this, 'AccessLogBucket', {
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      enforceSSL: true,
-      minimumTLSVersion: 1.2,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      lifecycleRules: [{ abortIncompleteMultipartUploadAfter: Duration.days(1) }],
-      removalPolicy: dataRemovalPolicy,
-      autoDeleteObjects: !retainData,
+    const bucket = new EvidenceBucket(this, 'Bucket', {
+      retainData,
+      accessLogPrefix: 'backup-bucket/',
+      objectLockMode: props.objectLockMode,
+      retentionDays: props.retentionDays,
+      archiveStorageClass: props.archiveStorageClass,
+      archiveAfterDays: props.archiveAfterDays,
+      retentionAdminRoleArn: props.retentionAdminRoleArn,
     });
-    Validations.of(accessLogBucket).acknowledge({
-      id: 'AwsSolutions-S1',
-      reason: 'This is the server-access-log destination of the backup bucket; logging it would log its own log deliveries.',
-    });
-
-    // A customer managed key (not SSE-S3): audit logs are compliance evidence, and a key policy plus
-    // CloudTrail records of every data-key use show who could and did read them. Key rotation is yearly;
-    // the S3 bucket key keeps KMS request costs flat. The key lives and dies with the bucket: deleting it
-    // while the bucket is retained would make every backup unreadable.
-    const bucketKey = new kms.Key(this, 'BucketKey', {
-      description: 'Encrypts backed-up Aurora MySQL audit logs',
-      enableKeyRotation: true,
-      removalPolicy: dataRemovalPolicy,
-      pendingWindow: Duration.days(30),
-    });
-    const bucket = new s3.Bucket(this, 'Bucket', {
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      encryption: s3.BucketEncryption.KMS,
-      encryptionKey: bucketKey,
-      bucketKeyEnabled: true,
-      enforceSSL: true,
-      minimumTLSVersion: 1.2,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      // Objects are written once; versioning keeps an overwrite or delete from destroying a backup.
-      versioned: true,
-      lifecycleRules: [{ abortIncompleteMultipartUploadAfter: Duration.days(1) }],
-      serverAccessLogsBucket: accessLogBucket,
-      serverAccessLogsPrefix: 'backup-bucket/',
-      removalPolicy: dataRemovalPolicy,
-      autoDeleteObjects: !retainData,
-    });
+    const { bucketKey, accessLogBucket } = bucket;
 
     const ledgerTable = new dynamodb.Table(this, 'LedgerTable', {
       partitionKey: { name: LEDGER_KEY.partitionKey, type: dynamodb.AttributeType.STRING },
@@ -262,8 +270,14 @@ export class BackupPipeline extends Construct {
     // Lambda's async queue at most 6 h).
     const scanMaxAge = (limit: Duration): Duration =>
       Duration.seconds(Math.min(Math.max(scheduleRate.toSeconds(), 60), limit.toSeconds()));
+    // A group of its own: AWS/Scheduler publishes metrics per schedule group, so the scheduler alarm
+    // sees this schedule alone rather than everything in the account's default group.
+    const scheduleGroup = new scheduler.ScheduleGroup(this, 'ScanScheduleGroup', {
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
     const schedule = new scheduler.Schedule(this, 'ScanSchedule', {
       description: 'Starts an audit-log scan',
+      scheduleGroup,
       schedule: scheduler.ScheduleExpression.rate(scheduleRate),
       target: new schedulerTargets.LambdaInvoke(scanner, {
         role: scheduleRole,
@@ -390,51 +404,37 @@ export class BackupPipeline extends Construct {
       reason: `Object keys are ${LOG_OBJECT_PREFIX}{instance}/{file}/{start}-{end}, known only at run time; the grant is PutObject under the ${LOG_OBJECT_PREFIX} prefix only.`,
     });
 
-    // ---- Alarms --------------------------------------------------------------------------------------
+    // ---- Monitoring ----------------------------------------------------------------------------------
 
-    const alarms: cloudwatch.Alarm[] = [scanDeadLetterQueue, scanRunDeadLetterQueue, downloaderFailureQueue].map(
-      (queue) =>
-        new cloudwatch.Alarm(this, `${queue.node.id}Alarm`, {
-          alarmDescription: `Messages in ${queue.node.id}: work the pipeline gave up on, see the handler logs`,
-          metric: queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }),
-          threshold: 0,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-          evaluationPeriods: 1,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
-    );
-    // The detector marks files LOST when RDS stops listing them; the downloader may find the same when a
-    // file vanishes mid-download. Either way the count must reach an alarm.
-    const lostByService = Object.fromEntries(
-      [PIPELINE_SERVICE_NAMES.detector, PIPELINE_SERVICE_NAMES.downloader].map((service, index) => [
-        `lost${index}`,
-        new cloudwatch.Metric({
-          namespace: METRICS.namespace,
-          metricName: METRICS.lostLogFiles,
-          dimensionsMap: { service },
-          statistic: cloudwatch.Stats.SUM,
-          period: Duration.minutes(5),
-        }),
-      ]),
-    );
-    alarms.push(
-      new cloudwatch.Alarm(this, 'LostLogFilesAlarm', {
-        alarmDescription:
-          'Audit log files disappeared from RDS before all of their bytes were backed up (ledger status LOST)',
-        metric: new cloudwatch.MathExpression({
-          label: 'Lost audit log files',
-          expression: Object.keys(lostByService)
-            .map((id) => `FILL(${id}, 0)`)
-            .join(' + '),
-          usingMetrics: lostByService,
-          period: Duration.minutes(5),
-        }),
-        threshold: 0,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-    );
+    const monitoring = new PipelineMonitoring(this, 'Monitoring', {
+      functions: { scanner, detector, downloader },
+      deadLetterQueues: [
+        {
+          queue: scanDeadLetterQueue,
+          name: 'ScanDeadLetterQueue',
+          meaning: 'scan messages the detector failed on 5 times; their instances were not checked. See the detector logs, then redrive.',
+        },
+        {
+          queue: scanRunDeadLetterQueue,
+          name: 'ScanRunDeadLetterQueue',
+          meaning: 'scan runs that never completed (Scheduler could not deliver, or the scanner failed after retries). See the scanner logs.',
+        },
+        {
+          queue: downloaderFailureQueue,
+          name: 'DownloaderFailureQueue',
+          meaning: 'ledger stream records the downloader gave up on (metadata only); their ledger items stay PENDING or FAILED for the detector to re-drive. See the downloader logs.',
+        },
+      ],
+      workQueue: scanQueue,
+      streamConsumer: downloader,
+      scheduleGroup,
+      scheduledFunction: scanner,
+      scheduleRate,
+      metricSources: METRIC_SOURCES,
+      backupLagThreshold: props.backupLagAlarmThreshold ?? DEFAULT_BACKUP_LAG_ALARM_THRESHOLD,
+      iteratorAgeThreshold: STREAM_ITERATOR_AGE_ALARM_THRESHOLD,
+      alarmEmail: props.alarmEmail,
+    });
 
     this.bucket = bucket;
     this.bucketKey = bucketKey;
@@ -449,7 +449,10 @@ export class BackupPipeline extends Construct {
     this.detector = detector;
     this.downloader = downloader;
     this.schedule = schedule;
-    this.alarms = alarms;
+    this.scheduleGroup = scheduleGroup;
+    this.alarms = monitoring.alarms;
+    this.alarmTopic = monitoring.topic;
+    this.dashboard = monitoring.dashboard;
   }
 }
 

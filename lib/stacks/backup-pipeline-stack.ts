@@ -30,5 +30,13 @@ export class BackupPipelineStack extends Stack {
       description: 'DynamoDB ledger: one item per (instance, audit log file)',
       value: this.pipeline.ledgerTable.tableName,
     });
+    new CfnOutput(this, 'AlarmTopicArn', {
+      description: 'SNS topic every pipeline alarm notifies: subscribe your on-call channel',
+      value: this.pipeline.alarmTopic.topicArn,
+    });
+    new CfnOutput(this, 'DashboardName', {
+      description: 'CloudWatch dashboard of the backup pipeline',
+      value: this.pipeline.dashboard.dashboardName,
+    });
   }
 }

@@ -52,6 +52,12 @@ test.each([
   ['production defaults, concrete environment', {}, TEST_ENV],
   ['production defaults, environment-agnostic', {}, undefined],
   ['lab: retainData=false, reserved concurrency', { retainData: false, downloaderReservedConcurrency: 2 }, TEST_ENV],
+  [
+    'COMPLIANCE lock, retention admin, alarm email',
+    { objectLockMode: 'COMPLIANCE', retentionAdminRoleArn: 'arn:aws:iam::111111111111:role/audit-retention-admin', alarmEmail: 'ops@example.com' },
+    TEST_ENV,
+  ],
+  ['OFF lock with data retained, no archive tier', { objectLockMode: 'OFF', archiveStorageClass: 'NONE' }, undefined],
 ] as Array<[string, BackupPipelineProps, Environment | undefined]>)('AwsSolutions clean: %s', (_name, props, env) => {
   expect(nagFindings(props, env)).toEqual([]);
 });

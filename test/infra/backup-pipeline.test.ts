@@ -591,9 +591,11 @@ describe('alarms and outputs', () => {
     });
   });
 
-  test('outputs the bucket and ledger table names', () => {
+  test('outputs the bucket and ledger table names, the alarm topic and the dashboard', () => {
     template.hasOutput('BackupBucketName', { Value: { Ref: backupBucketId } });
     template.hasOutput('LedgerTableName', { Value: { Ref: ledgerId } });
+    template.hasOutput('AlarmTopicArn', { Value: { Ref: onlyResource(template, 'AWS::SNS::Topic')[0] } });
+    template.hasOutput('DashboardName', { Value: { Ref: onlyResource(template, 'AWS::CloudWatch::Dashboard')[0] } });
   });
 });
 
