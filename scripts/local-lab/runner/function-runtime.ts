@@ -18,7 +18,12 @@ export interface InvokeMessage {
 }
 
 export type RuntimeMessage =
-  | { type: 'ready'; initMs: number }
+  | {
+      type: 'ready';
+      initMs: number;
+      /** Resident memory right after init (KiB): the baseline memory figures subtract. */
+      rssKb?: number;
+    }
   | { type: 'init-error'; error: SerializedError }
   | {
       type: 'result';
@@ -65,7 +70,7 @@ async function main(): Promise<void> {
     send({ type: 'init-error', error: serialize(error) });
     return;
   }
-  send({ type: 'ready', initMs: performance.now() - started });
+  send({ type: 'ready', initMs: performance.now() - started, rssKb: Math.round(process.memoryUsage().rss / 1024) });
 
   process.on('message', (message: InvokeMessage) => {
     if (message.type !== 'invoke') return;

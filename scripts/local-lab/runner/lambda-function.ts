@@ -40,6 +40,13 @@ export interface FunctionStats {
   durationMsTotal: number;
   /** Highest peak RSS any environment reported (KiB). */
   peakRssKb: number;
+  /**
+   * Largest growth of one environment: its peak RSS (the kernel's high-water mark, init included) less
+   * its RSS right after init (KiB). What the invocations added, as a memory-bound figure needs.
+   */
+  peakRssGrowthKb: number;
+  /** RSS right after init of the environment that set peakRssGrowthKb (KiB). */
+  peakRssGrowthBaselineKb: number;
 }
 
 interface Environment {
@@ -47,6 +54,8 @@ interface Environment {
   ready: Promise<void>;
   busy: boolean;
   dead: boolean;
+  /** RSS right after init, as the runtime reported it (KiB). */
+  initRssKb?: number;
   pending?: { id: number; resolve: (message: Extract<RuntimeMessage, { type: 'result' }> | undefined) => void };
 }
 
@@ -60,6 +69,8 @@ export class LambdaFunction {
     initMsTotal: 0,
     durationMsTotal: 0,
     peakRssKb: 0,
+    peakRssGrowthKb: 0,
+    peakRssGrowthBaselineKb: 0,
   };
   private readonly environments: Environment[] = [];
   private readonly waiting: Array<() => void> = [];
@@ -135,6 +146,10 @@ export class LambdaFunction {
       }
       this.stats.durationMsTotal += outcome.durationMs;
       this.stats.peakRssKb = Math.max(this.stats.peakRssKb, outcome.maxRssKb);
+      if (environment.initRssKb !== undefined && outcome.maxRssKb - environment.initRssKb > this.stats.peakRssGrowthKb) {
+        this.stats.peakRssGrowthKb = outcome.maxRssKb - environment.initRssKb;
+        this.stats.peakRssGrowthBaselineKb = environment.initRssKb;
+      }
       if (!outcome.ok) return failure(outcome.error ?? { errorType: 'Error', errorMessage: 'unknown error' }, {});
       return { ok: true, value: outcome.value, requestId: invocation.awsRequestId, durationMs: Date.now() - started };
     } finally {
@@ -191,6 +206,7 @@ export class LambdaFunction {
         if (message.type === 'ready') {
           clearTimeout(timer);
           this.stats.initMsTotal += message.initMs;
+          if (message.rssKb !== undefined) environment.initRssKb = message.rssKb;
           resolve();
         } else if (message.type === 'init-error') {
           clearTimeout(timer);
