@@ -15,7 +15,8 @@ import { AUDIT_FILE_BASENAME, AuditSettings, MariaDbInstance } from './mariadb';
 import { preflight } from './preflight';
 import { ProcessRegistry } from './processes';
 import { startRdsLogEndpoint } from './rds-endpoint';
-import type { RdsLogEndpoint } from './rds-endpoint';
+import type { RdsLogEndpoint, RdsLogEndpointOptions } from './rds-endpoint';
+import type { InstanceConfig } from './rds-endpoint/types';
 import { LAB_ACCOUNT_ID } from './runner/events';
 import { LambdaServiceOptions, LocalLambdaService } from './runner/lambda-service';
 import { PipelineDefinition, synthesizePipeline } from './stack-definition';
@@ -41,6 +42,15 @@ export interface LabSessionOptions {
   audit: Omit<AuditSettings, 'events'>;
   lambda?: Pick<LambdaServiceOptions, 'envOverrides' | 'timeoutMs' | 'sqsRetryDelaySeconds' | 'streamRetryDelayMs'>;
   log: (line: string) => void;
+  /**
+   * Serve these folders (every file under one, by its relative path) as the writer's and the reader's
+   * audit logs instead of starting MariaDB: fixtures a fault scenario grows itself. `audit` is unused then.
+   */
+  fixtureLogDirs?: { writer: string; reader?: string };
+  /** Settings of the local RDS log endpoint: faults active from the start, page limit, data encoding. */
+  endpointSettings?: Pick<RdsLogEndpointOptions, 'faults' | 'pageLimitBytes' | 'logDataEncoding'>;
+  /** The pipeline as already synthesized (a suite starting many sessions synthesizes once). */
+  definition?: PipelineDefinition;
 }
 
 export interface LabSession {
@@ -70,15 +80,19 @@ export async function startLabSession(options: LabSessionOptions, registry: Proc
   const logDir = join(workDir, 'logs');
   mkdirSync(logDir, { recursive: true });
   const localRds = options.rdsEndpointUrl === undefined;
-  const tools = preflight({ database: localRds, moto: options.awsEndpointUrl === undefined }, log);
+  const fixtures = localRds ? options.fixtureLogDirs : undefined;
+  const tools = preflight({ database: localRds && !fixtures, moto: options.awsEndpointUrl === undefined }, log);
 
   const started: Array<{ stop: () => Promise<void> }> = [];
   try {
-    log('[lab] synthesizing BackupPipelineStack (definitions come from its template)');
-    const definition = synthesizePipeline(region, LAB_ACCOUNT_ID);
+    let definition = options.definition;
+    if (!definition) {
+      log('[lab] synthesizing BackupPipelineStack (definitions come from its template)');
+      definition = synthesizePipeline(region, LAB_ACCOUNT_ID);
+    }
 
     let databases: LabSession['databases'];
-    if (localRds && tools.database) {
+    if (localRds && !fixtures && tools.database) {
       const audit: AuditSettings = { ...options.audit, events: LAB_AUDIT_EVENTS };
       const make = (role: 'writer' | 'reader'): MariaDbInstance =>
         new MariaDbInstance({ role, workDir, tools: tools.database!, registry, audit, user: LAB_DB_USER, database: LAB_DB_NAME });
@@ -107,27 +121,31 @@ export async function startLabSession(options: LabSessionOptions, registry: Proc
 
     let endpoint: RdsLogEndpoint | undefined;
     let rdsEndpointUrl = options.rdsEndpointUrl;
+    let instances: InstanceConfig[] | undefined;
     if (databases) {
+      instances = [
+        { id: LAB_INSTANCE_IDS.writer, writer: true, logs: { kind: 'mariadb-audit', dir: databases.writer.auditDir, baseName: AUDIT_FILE_BASENAME } },
+        { id: LAB_INSTANCE_IDS.reader, writer: false, logs: { kind: 'mariadb-audit', dir: databases.reader.auditDir, baseName: AUDIT_FILE_BASENAME } },
+      ];
+    } else if (fixtures) {
+      instances = [
+        { id: LAB_INSTANCE_IDS.writer, writer: true, logs: { kind: 'directory', dir: fixtures.writer } },
+        ...(fixtures.reader ? [{ id: LAB_INSTANCE_IDS.reader, writer: false, logs: { kind: 'directory', dir: fixtures.reader } } as const] : []),
+      ];
+    }
+    if (instances) {
       endpoint = await startRdsLogEndpoint({
         region,
         accountId: LAB_ACCOUNT_ID,
         stateFile: join(workDir, 'rds-endpoint-state.json'),
-        clusters: [
-          {
-            id: LAB_CLUSTER_ID,
-            parameterGroup: LAB_PARAMETER_GROUP,
-            instances: [
-              { id: LAB_INSTANCE_IDS.writer, writer: true, logs: { kind: 'mariadb-audit', dir: databases.writer.auditDir, baseName: AUDIT_FILE_BASENAME } },
-              { id: LAB_INSTANCE_IDS.reader, writer: false, logs: { kind: 'mariadb-audit', dir: databases.reader.auditDir, baseName: AUDIT_FILE_BASENAME } },
-            ],
-          },
-        ],
+        clusters: [{ id: LAB_CLUSTER_ID, parameterGroup: LAB_PARAMETER_GROUP, instances }],
         parameterGroups: { [LAB_PARAMETER_GROUP]: { server_audit_logging: '1', server_audit_events: LAB_AUDIT_EVENTS } },
+        ...options.endpointSettings,
       });
       const local = endpoint;
       started.push({ stop: () => local.close() });
       rdsEndpointUrl = endpoint.url;
-      log(`[lab] RDS log endpoint at ${rdsEndpointUrl}: ${LAB_CLUSTER_ID} = ${LAB_INSTANCE_IDS.writer} + ${LAB_INSTANCE_IDS.reader}`);
+      log(`[lab] RDS log endpoint at ${rdsEndpointUrl}: ${LAB_CLUSTER_ID} = ${instances.map((instance) => instance.id).join(' + ')}`);
     }
     if (rdsEndpointUrl === undefined) throw new Error('no RDS endpoint: neither a local one nor --rds-endpoint');
 
