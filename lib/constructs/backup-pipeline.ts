@@ -358,10 +358,21 @@ export class BackupPipeline extends Construct {
     downloader.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['rds:DownloadDBLogFilePortion'], resources: [anyDbInstance] }),
     );
+    // GetObject covers HeadObject: a downloader that finds an open intent (object written, checkpoint
+    // not) checks the object's SHA-256 before adopting it. It never reads object bodies.
     downloader.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: ['s3:PutObject'],
+        actions: ['s3:PutObject', 's3:GetObject'],
         resources: [bucket.arnForObjects(`${LOG_OBJECT_PREFIX}*`)],
+      }),
+    );
+    // Without ListBucket S3 answers a HEAD of a missing key with 403 instead of 404, and an intent whose
+    // PUT never happened could never be told apart from a permissions problem.
+    downloader.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': [`${LOG_OBJECT_PREFIX}*`] } },
       }),
     );
     // A single PutObject under SSE-KMS needs a data key and nothing else from the key.

@@ -498,6 +498,8 @@ describe('IAM', () => {
       'logs:CreateLogStream',
       'logs:PutLogEvents',
       'rds:DownloadDBLogFilePortion',
+      's3:GetObject',
+      's3:ListBucket',
       's3:PutObject',
       'sqs:GetQueueAttributes',
       'sqs:GetQueueUrl',
@@ -526,6 +528,19 @@ describe('IAM', () => {
       'Fn::Join': ['', [{ 'Fn::GetAtt': [backupBucketId, 'Arn'] }, `/${LOG_OBJECT_PREFIX}*`]],
     });
     expect(JSON.stringify(putObject.Resource)).toMatch(/\/logs\/\*"\]\]\}$/);
+  });
+
+  test('downloader may HEAD objects under logs/ and list only that prefix (to tell a missing object from a denied one)', () => {
+    const statements = roleStatements(template, roleOf(downloader));
+    const [getObject] = statementsWithAction(statements, 's3:GetObject');
+    expect(getObject.Resource).toEqual({
+      'Fn::Join': ['', [{ 'Fn::GetAtt': [backupBucketId, 'Arn'] }, `/${LOG_OBJECT_PREFIX}*`]],
+    });
+    const [listBucket] = statementsWithAction(statements, 's3:ListBucket');
+    expect(listBucket).toMatchObject({
+      Resource: { 'Fn::GetAtt': [backupBucketId, 'Arn'] },
+      Condition: { StringLike: { 's3:prefix': [`${LOG_OBJECT_PREFIX}*`] } },
+    });
   });
 
   test('downloader may only generate data keys with the bucket key', () => {
