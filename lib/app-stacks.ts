@@ -46,6 +46,13 @@ export function createStacks(scope: Construct, config: AppConfig): AppStacks {
       retainData: config.pipeline.retainPipelineData,
       downloaderReservedConcurrency: config.pipeline.downloaderReservedConcurrency,
       logRetention: config.pipeline.logRetentionDays,
+      objectLockMode: config.pipeline.objectLockMode,
+      retentionDays: config.pipeline.retentionDays,
+      archiveStorageClass: config.pipeline.archiveStorageClass,
+      archiveAfterDays: config.pipeline.archiveAfterDays,
+      retentionAdminRoleArn: config.pipeline.retentionAdminRoleArn,
+      alarmEmail: config.pipeline.alarmEmail,
+      backupLagAlarmThreshold: Duration.minutes(config.pipeline.backupLagAlarmMinutes),
     },
   });
 

@@ -9,6 +9,15 @@
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
+import {
+  ARCHIVE_STORAGE_CLASSES,
+  type ArchiveStorageClass,
+  MAX_RETENTION_DAYS,
+  MIN_IMMEDIATELY_READABLE_DAYS,
+  OBJECT_LOCK_MODES,
+  type ObjectLockMode,
+  resolveEvidenceRetention,
+} from './constructs/evidence-bucket';
 
 /** Settings of the BackupPipelineStack (the production half). */
 export interface PipelineConfig {
@@ -24,6 +33,20 @@ export interface PipelineConfig {
   readonly downloaderReservedConcurrency: number;
   /** Retention of the pipeline's CloudWatch log groups. */
   readonly logRetentionDays: logs.RetentionDays;
+  /** Object Lock mode of the evidence bucket; undefined: GOVERNANCE when data is retained, else OFF. */
+  readonly objectLockMode?: ObjectLockMode;
+  /** Days every backed-up object version is kept (and locked), then expired. */
+  readonly retentionDays: number;
+  /** Storage class objects move to after `archiveAfterDays` (NONE: they stay in S3 Standard). */
+  readonly archiveStorageClass: ArchiveStorageClass;
+  /** Days in S3 Standard before the archive transition (at least 90: PCI DSS 10.5.1). */
+  readonly archiveAfterDays: number;
+  /** The one IAM role allowed to manage locks (and, outside COMPLIANCE, to purge). */
+  readonly retentionAdminRoleArn?: string;
+  /** Email address subscribed to the alarm topic. */
+  readonly alarmEmail?: string;
+  /** Backup lag (age of the oldest byte not yet stored) above which the lag alarm fires. */
+  readonly backupLagAlarmMinutes: number;
 }
 
 /** Lab host SSH access; absent means Session Manager only and no inbound rule at all. */
@@ -92,6 +115,10 @@ export const DEFAULT_CONFIG: AppConfig = {
     retainPipelineData: true,
     downloaderReservedConcurrency: 2,
     logRetentionDays: logs.RetentionDays.ONE_MONTH,
+    retentionDays: 365,
+    archiveStorageClass: 'GLACIER_IR',
+    archiveAfterDays: MIN_IMMEDIATELY_READABLE_DAYS,
+    backupLagAlarmMinutes: 120,
   },
 };
 
@@ -116,6 +143,13 @@ export const PIPELINE_CONFIG_KEYS = [
   'retainPipelineData',
   'downloaderReservedConcurrency',
   'logRetentionDays',
+  'objectLockMode',
+  'retentionDays',
+  'archiveStorageClass',
+  'archiveAfterDays',
+  'retentionAdminRoleArn',
+  'alarmEmail',
+  'backupLagAlarmMinutes',
 ] as const;
 
 /** Every context key bin/app.ts should collect. */
@@ -304,6 +338,33 @@ function parseLogRetention(key: string, value: unknown): logs.RetentionDays {
   return days as logs.RetentionDays;
 }
 
+function oneOf<T extends string>(choices: readonly T[]): (key: string, value: unknown) => T {
+  return (key, value) => {
+    const accepted = choices.join(', ');
+    const given = parseString(key, value, accepted);
+    if (!(choices as readonly string[]).includes(given)) throw problem(key, `"${given}" is not one of them`, accepted);
+    return given as T;
+  };
+}
+
+function parseRoleArn(key: string, value: unknown): string {
+  const accepted = 'an IAM role ARN, arn:aws:iam::<12-digit account>:role/<name>';
+  const given = parseString(key, value, accepted);
+  if (!/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@\/-]{1,512}$/.test(given)) {
+    throw problem(key, `"${given}" is not an IAM role ARN`, accepted);
+  }
+  return given;
+}
+
+/** An email address, or "" for none (so `-c pipeline.alarmEmail=` can clear a cdk.json value). */
+function parseOptionalEmail(key: string, value: unknown): string | undefined {
+  if (value === '') return undefined;
+  const accepted = 'an email address (name@example.com), or empty for no subscription';
+  const given = parseString(key, value, accepted);
+  if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(given)) throw problem(key, `"${given}" is not an email address`, accepted);
+  return given;
+}
+
 /** The `pipeline` section as a JSON object (cdk.json) or a JSON string (`-c 'pipeline={...}'`). */
 function parsePipelineSection(key: string, value: unknown): Record<string, unknown> {
   const accepted = `an object with keys ${PIPELINE_CONFIG_KEYS.join(', ')}`;
@@ -370,7 +431,29 @@ export function parseConfig(raw: Record<string, unknown>): AppConfig {
     retainPipelineData: readPipeline('retainPipelineData', parseBoolean, defaults.retainPipelineData),
     downloaderReservedConcurrency: readPipeline('downloaderReservedConcurrency', integerFrom(1, 100), defaults.downloaderReservedConcurrency),
     logRetentionDays: readPipeline('logRetentionDays', parseLogRetention, defaults.logRetentionDays),
+    objectLockMode: readPipeline<ObjectLockMode | undefined>('objectLockMode', oneOf(OBJECT_LOCK_MODES), undefined),
+    retentionDays: readPipeline('retentionDays', integerFrom(1, MAX_RETENTION_DAYS), defaults.retentionDays),
+    archiveStorageClass: readPipeline('archiveStorageClass', oneOf(ARCHIVE_STORAGE_CLASSES), defaults.archiveStorageClass),
+    archiveAfterDays: readPipeline(
+      'archiveAfterDays',
+      integerFrom(MIN_IMMEDIATELY_READABLE_DAYS, MAX_RETENTION_DAYS),
+      defaults.archiveAfterDays,
+    ),
+    retentionAdminRoleArn: readPipeline<string | undefined>('retentionAdminRoleArn', parseRoleArn, undefined),
+    alarmEmail: readPipeline('alarmEmail', parseOptionalEmail, undefined),
+    // Under 24 h: RDS rotates audit files away after about a day, so a later alarm comes too late.
+    backupLagAlarmMinutes: readPipeline('backupLagAlarmMinutes', integerFrom(1, 1439), defaults.backupLagAlarmMinutes),
   };
+  // Combinations (lock vs. teardown, archive vs. expiry) are judged by the construct's own rules.
+  try {
+    resolveEvidenceRetention(pipeline, pipeline.retainPipelineData);
+  } catch (error) {
+    problems.push(
+      `"pipeline.objectLockMode"/"pipeline.retentionDays"/"pipeline.archiveAfterDays"/"pipeline.retainPipelineData": ` +
+        `${(error as Error).message}. Accepted values: objectLockMode OFF when retainPipelineData is false; ` +
+        'archiveAfterDays below retentionDays unless archiveStorageClass is NONE.',
+    );
+  }
   const both = pipeline.includeInstances.filter((id) => pipeline.excludeInstances.includes(id));
   if (both.length > 0) {
     problems.push(

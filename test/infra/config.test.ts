@@ -29,8 +29,34 @@ describe('parseConfig defaults', () => {
         retainPipelineData: true,
         downloaderReservedConcurrency: 2,
         logRetentionDays: 30,
+        retentionDays: 365,
+        archiveStorageClass: 'GLACIER_IR',
+        archiveAfterDays: 90,
+        backupLagAlarmMinutes: 120,
       },
     });
+  });
+
+  test('evidence and alarm settings parse from -c strings', () => {
+    const { pipeline } = parseConfig({
+      'pipeline.objectLockMode': 'COMPLIANCE',
+      'pipeline.retentionDays': '2555',
+      'pipeline.archiveStorageClass': 'DEEP_ARCHIVE',
+      'pipeline.archiveAfterDays': '180',
+      'pipeline.retentionAdminRoleArn': 'arn:aws:iam::123456789012:role/evidence-admin',
+      'pipeline.alarmEmail': 'soc@example.com',
+      'pipeline.backupLagAlarmMinutes': '45',
+    });
+    expect(pipeline).toMatchObject({
+      objectLockMode: 'COMPLIANCE',
+      retentionDays: 2555,
+      archiveStorageClass: 'DEEP_ARCHIVE',
+      archiveAfterDays: 180,
+      retentionAdminRoleArn: 'arn:aws:iam::123456789012:role/evidence-admin',
+      alarmEmail: 'soc@example.com',
+      backupLagAlarmMinutes: 45,
+    });
+    expect(parseConfig({ 'pipeline.alarmEmail': '' }).pipeline.alarmEmail).toBeUndefined();
   });
 
   test('the default engine version is one the validator accepts', () => {
@@ -78,6 +104,10 @@ describe('parseConfig accepts strings from -c and JSON from cdk.json', () => {
         retainPipelineData: false,
         downloaderReservedConcurrency: 4,
         logRetentionDays: 90,
+        retentionDays: 365,
+        archiveStorageClass: 'GLACIER_IR',
+        archiveAfterDays: 90,
+        backupLagAlarmMinutes: 120,
       },
     });
   });
@@ -144,6 +174,25 @@ describe('parseConfig rejects bad values, naming the key and the accepted values
     ['an invalid log retention', { 'pipeline.logRetentionDays': '10' }, 'pipeline.logRetentionDays', /1, 3, 5, 7, 14, 30/],
     ['an unknown pipeline key', { pipeline: { schedule: 5 } }, 'pipeline', /scheduleRateMinutes, includeInstances/],
     ['a pipeline section that is not JSON', { pipeline: '{schedule' }, 'pipeline', /an object with keys/],
+    ['an unknown object lock mode', { 'pipeline.objectLockMode': 'compliance' }, 'pipeline.objectLockMode', /COMPLIANCE, GOVERNANCE, OFF/],
+    ['a retention of zero days', { 'pipeline.retentionDays': '0' }, 'pipeline.retentionDays', /1 to 36500/],
+    ['an unknown archive class', { 'pipeline.archiveStorageClass': 'ONEZONE' }, 'pipeline.archiveStorageClass', /GLACIER_IR, STANDARD_IA/],
+    ['archiving before 90 days', { 'pipeline.archiveAfterDays': '30' }, 'pipeline.archiveAfterDays', /90 to 36500/],
+    ['a user ARN as admin role', { 'pipeline.retentionAdminRoleArn': 'arn:aws:iam::123456789012:user/bob' }, 'pipeline.retentionAdminRoleArn', /role\/<name>/],
+    ['a malformed alarm email', { 'pipeline.alarmEmail': 'soc@' }, 'pipeline.alarmEmail', /name@example\.com/],
+    ['a lag alarm of a day', { 'pipeline.backupLagAlarmMinutes': '1440' }, 'pipeline.backupLagAlarmMinutes', /1 to 1439/],
+    [
+      'a locked bucket the teardown must empty',
+      { pipeline: { objectLockMode: 'COMPLIANCE', retainPipelineData: false } },
+      'pipeline.objectLockMode"/"pipeline.retentionDays"/"pipeline.archiveAfterDays"/"pipeline.retainPipelineData',
+      /objectLockMode OFF when retainPipelineData is false/,
+    ],
+    [
+      'archiving after the objects expire',
+      { pipeline: { retentionDays: 90, archiveAfterDays: 90 } },
+      'pipeline.objectLockMode"/"pipeline.retentionDays"/"pipeline.archiveAfterDays"/"pipeline.retainPipelineData',
+      /must be less than retentionDays/,
+    ],
   ];
 
   test.each(cases)('%s', (_name, raw, key, accepted) => {
