@@ -1,0 +1,40 @@
+/**
+ * The raw serve rate's client, in a process of its own as the downloader is: reads one log file whole
+ * through an RDS endpoint with @aws-sdk/client-rds as fast as it can (measureServeRate) and writes the
+ * figures as JSON.
+ *
+ *   node --import tsx scripts/bench/serve-rate-client.ts <endpoint url> <instance> <log file name> <out.json>
+ */
+import { writeFileSync } from 'node:fs';
+import { RDSClient } from '@aws-sdk/client-rds';
+import { LAB_CREDENTIALS } from '../local-lab/aws-services';
+import { measureServeRate, ServeRate } from '../local-lab/rds-endpoint/serve-rate';
+
+export interface ClientMemory {
+  /** RSS once the client is created, before the first call (KiB). */
+  rssBeforeKb: number;
+  /** The process's peak RSS after reading the whole file (KiB). */
+  maxRssKb: number;
+}
+
+export type ClientServeRate = ServeRate & ClientMemory;
+
+async function main(): Promise<void> {
+  const [endpoint, instance, logFileName, out] = process.argv.slice(2);
+  if (!endpoint || !instance || !logFileName || !out) throw new Error('usage: serve-rate-client.ts <endpoint url> <instance> <log file name> <out.json>');
+  const client = new RDSClient({ region: process.env.AWS_REGION ?? 'us-east-1', endpoint, credentials: LAB_CREDENTIALS });
+  try {
+    // Memory of the bare SDK client doing the same reads: a reference for the downloader's figure.
+    const rssBeforeKb = Math.round(process.memoryUsage().rss / 1024);
+    const rate = await measureServeRate(client, instance, logFileName);
+    const clientMemory: ClientMemory = { rssBeforeKb, maxRssKb: process.resourceUsage().maxRSS };
+    writeFileSync(out, `${JSON.stringify({ ...rate, ...clientMemory })}\n`);
+  } finally {
+    client.destroy();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${String((error as Error)?.stack ?? error)}\n`);
+  process.exit(1);
+});
