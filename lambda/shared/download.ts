@@ -12,13 +12,17 @@
  * from the recorded values, no byte read again); no object -> drop the intent and re-read from the
  * checkpoint; a different object -> FAILED, never overwritten. Objects under a file's prefix are
  * therefore always exactly the ledger's Segments, contiguous and non-overlapping.
+ *
+ * PUTs are conditional (If-None-Match: *), so a holder judged dead whose PUT lands late can never be
+ * overwritten, nor overwrite: when S3 refuses a PUT because the key holds an object, that object is
+ * settled like an intent (the same length and SHA-256: adopted; different: FAILED, left untouched).
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { DownloaderConfig } from './config';
 import { LedgerStatus, type PendingSegment, segmentObjectKey } from './contract';
 import type { Ledger, LedgerKey } from './ledger';
 import { FIRST_MARKER, isInstanceNotFound, isLogFileNotFound, type RdsLogReader } from './rds-log-reader';
-import type { SegmentSpool, SegmentWriter } from './segment-writer';
+import type { ExistingObject, SealedSpool, SegmentSpool, SegmentWriter } from './segment-writer';
 
 /** Empty pages that still claim more data, in a row, before the pass gives up on the file. */
 const MAX_EMPTY_PAGES = 20;
@@ -68,6 +72,14 @@ export interface DownloadResult {
   backedUpBytes?: number;
 }
 
+/** An object under the key this pass stores differs from the bytes it means to store. */
+class SegmentConflictError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'SegmentConflictError';
+  }
+}
+
 /** The ledger refused a checkpoint: the claim is no longer ours. */
 class ClaimLostError extends Error {
   constructor(work: LedgerKey) {
@@ -77,6 +89,16 @@ class ClaimLostError extends Error {
 }
 
 type StopReason = 'end' | 'time';
+
+/** Why the object under `key` is not the one expected, or undefined when it is. */
+function conflictWith(key: string, existing: ExistingObject, expectedBytes: number, expectedSha256: string): string | undefined {
+  if (existing.bytes === expectedBytes && existing.sha256 === expectedSha256) return undefined;
+  return (
+    `object ${key} exists but is not the one the ledger intended to store ` +
+    `(ledger: ${expectedBytes} bytes, SHA-256 ${expectedSha256}; ` +
+    `S3: ${existing.bytes} bytes, SHA-256 ${existing.sha256 ?? 'absent'}); it is left untouched, never overwritten`
+  );
+}
 
 type IntentResolution = { kind: 'adopted' } | { kind: 'dropped' } | { kind: 'conflict'; reason: string };
 
@@ -165,13 +187,8 @@ class Pass {
       return { kind: 'dropped' };
     }
     const expectedBytes = intent.End - intent.Start;
-    if (existing.bytes !== expectedBytes || existing.sha256 !== intent.Sha256) {
-      const reason =
-        `object ${key} exists but is not the one the ledger intended to store ` +
-        `(ledger: ${expectedBytes} bytes, SHA-256 ${intent.Sha256}; ` +
-        `S3: ${existing.bytes} bytes, SHA-256 ${existing.sha256 ?? 'absent'}); it is left untouched, never overwritten`;
-      return { kind: 'conflict', reason };
-    }
+    const conflict = conflictWith(key, existing, expectedBytes, intent.Sha256);
+    if (conflict) return { kind: 'conflict', reason: conflict };
     if (!(await ledger.checkpoint(this.work, this.token, intent, this.deps.now()))) throw new ClaimLostError(this.work);
     this.offset = intent.End;
     this.marker = intent.Marker;
@@ -207,11 +224,30 @@ class Pass {
       Marker: this.marker,
     };
     if (!(await ledger.recordIntent(this.work, this.token, segment))) throw new ClaimLostError(this.work);
-    await this.spool.store(segmentObjectKey(this.work.instance, this.work.file, segment.Start, segment.End));
+    const key = segmentObjectKey(this.work.instance, this.work.file, segment.Start, segment.End);
+    const stored = await this.spool.store(key);
+    if (stored.kind === 'exists') await this.settleExisting(key, sealed);
     if (!(await ledger.checkpoint(this.work, this.token, segment, this.deps.now()))) throw new ClaimLostError(this.work);
     this.offset = segment.End;
-    this.bytesStored += sealed.bytes;
-    this.objectsStored++;
+    if (stored.kind === 'stored') {
+      this.bytesStored += sealed.bytes;
+      this.objectsStored++;
+    } else {
+      this.bytesAdopted += sealed.bytes;
+    }
+  }
+
+  /**
+   * S3 refused our conditional PUT: the key already holds an object, stored by a holder judged dead
+   * whose PUT landed late. The same bytes are adopted (the caller checkpoints them); anything else is
+   * a conflict, never overwritten.
+   */
+  private async settleExisting(key: string, sealed: SealedSpool): Promise<void> {
+    const existing = await this.deps.segments.find(key);
+    if (!existing) throw new Error(`S3 refused to store ${key} because an object exists, but HEAD finds none`);
+    const conflict = conflictWith(key, existing, sealed.bytes, sealed.sha256);
+    if (conflict) throw new SegmentConflictError(conflict);
+    this.deps.logger.warn('the object was already stored by an earlier holder: adopting it', { key, bytes: sealed.bytes });
   }
 
   async finish(stop: StopReason): Promise<DownloadResult> {
@@ -322,6 +358,7 @@ export async function backUpLogFile(
       deps.logger.warn('claim taken over while downloading; the new holder continues', { work });
       return pass.result('CLAIM_LOST');
     }
+    if (error instanceof SegmentConflictError) return await pass.failOnConflict(error.reason);
     await pass.fail(error);
     throw error;
   } finally {

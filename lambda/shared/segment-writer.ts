@@ -3,6 +3,10 @@
  * incrementally; the spool is then sealed (its length and digest are final, so the ledger can record
  * the intended object before it exists) and stored as ONE object with a single PutObject that streams
  * the file and carries the digest, so S3 verifies every byte and memory never holds more than one page.
+ *
+ * Every PUT is conditional (`If-None-Match: *`): an object is written once and never replaced, not
+ * even by a late PUT of a holder that was judged dead. When the key already holds an object, S3
+ * answers 412 and the caller settles it as it settles an intent (same bytes: adopt; else: conflict).
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -26,6 +30,19 @@ export interface SealedSpool {
 
 export interface StoredObject extends SealedSpool {
   key: string;
+}
+
+/**
+ * What a store did: wrote the object, or found the key already holding one (S3 refused the
+ * conditional PUT; the caller compares the existing object with the sealed bytes).
+ */
+export type StoreOutcome = { kind: 'stored'; object: StoredObject } | { kind: 'exists'; key: string; sealed: SealedSpool };
+
+/** S3's answer to a conditional PUT whose key holds an object: 412 PreconditionFailed. */
+export function isPreconditionFailed(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return error.name === 'PreconditionFailed' || status === 412;
 }
 
 /** An object that exists in the bucket, as HeadObject reports it. */
@@ -71,28 +88,43 @@ export class SegmentSpool {
     return this.sealed;
   }
 
-  /** Stores the sealed (or sealed now) bytes under `key` and empties the spool for the next segment. */
-  async store(key: string): Promise<StoredObject> {
-    const { bytes, sha256 } = await this.seal();
-    await this.s3.send(
-      new PutObjectCommand({
-        Bucket: this.bucket,
-        Key: key,
-        Body: createReadStream(this.path),
-        ContentLength: bytes,
-        // Our digest travels as x-amz-checksum-sha256 (so the SDK computes none of its own); naming the
-        // algorithm too makes every S3-compatible store keep it for HeadObject's ChecksumMode, which
-        // is how an object left by a dead holder is recognised (moto, for one, keeps it only then).
-        ChecksumAlgorithm: 'SHA256',
-        ChecksumSHA256: sha256,
-        ContentType: 'text/plain; charset=utf-8',
-      }),
-    );
+  /**
+   * Stores the sealed (or sealed now) bytes under `key` unless the key already holds an object, and
+   * empties the spool for the next segment either way (the caller never PUTs these bytes again).
+   */
+  async store(key: string): Promise<StoreOutcome> {
+    const sealed = await this.seal();
+    try {
+      await this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: createReadStream(this.path),
+          ContentLength: sealed.bytes,
+          // Our digest travels as x-amz-checksum-sha256 (so the SDK computes none of its own); naming the
+          // algorithm too makes every S3-compatible store keep it for HeadObject's ChecksumMode, which
+          // is how an object left by a dead holder is recognised (moto, for one, keeps it only then).
+          ChecksumAlgorithm: 'SHA256',
+          ChecksumSHA256: sealed.sha256,
+          // Never replace an object (see the module comment).
+          IfNoneMatch: '*',
+          ContentType: 'text/plain; charset=utf-8',
+        }),
+      );
+    } catch (error) {
+      if (!isPreconditionFailed(error)) throw error;
+      await this.clear();
+      return { kind: 'exists', key, sealed };
+    }
+    await this.clear();
+    return { kind: 'stored', object: { key, ...sealed } };
+  }
+
+  private async clear(): Promise<void> {
     await rm(this.path, { force: true });
     this.hash = createHash('sha256');
     this.length = 0;
     this.sealed = undefined;
-    return { key, bytes, sha256 };
   }
 
   /** Removes the spool file whatever happened. */

@@ -4,12 +4,17 @@
  * an S3 bucket fake that consumes each PUT's body stream and verifies its SHA-256 as S3 does.
  */
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
+  type GetObjectCommandInput,
   type HeadObjectCommandInput,
   type HeadObjectCommandOutput,
+  type ListObjectsV2CommandInput,
+  type ListObjectsV2CommandOutput,
+  NoSuchKey,
   NotFound,
   type PutObjectCommandInput,
+  S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import type { AttributeValue as StreamAttributeValue, Context, DynamoDBRecord, DynamoDBStreamEvent, SQSEvent } from 'aws-lambda';
@@ -139,19 +144,35 @@ export interface StoredObject {
   checksumKept: boolean;
 }
 
+/** What S3 (and moto) answer a conditional PUT (`If-None-Match: *`) whose key already holds an object. */
+export function preconditionFailed(): S3ServiceException {
+  return new S3ServiceException({
+    name: 'PreconditionFailed',
+    $fault: 'client',
+    message: 'At least one of the pre-conditions you specified did not hold',
+    $metadata: { httpStatusCode: 412 },
+  });
+}
+
 /**
- * Consumes each PUT's body stream; rejects a body whose SHA-256 differs from the one sent. Records
- * every PUT to a key that already held an object (the design never rewrites one), and answers HEAD
- * like S3 for a caller with s3:ListBucket: 404 NotFound for a missing key, the stored SHA-256 only
- * with ChecksumMode ENABLED and, like moto, only when the PUT named the algorithm (ChecksumAlgorithm).
+ * Consumes each PUT's body stream; rejects a body whose SHA-256 differs from the one sent, and a
+ * conditional PUT (`IfNoneMatch: '*'`) to an existing key with 412 PreconditionFailed. Records every
+ * PUT that replaced an object (the design never rewrites one), and answers HEAD and GET like S3 for a
+ * caller with s3:ListBucket: 404 for a missing key, the stored SHA-256 only with ChecksumMode ENABLED
+ * and, like moto, only when the PUT named the algorithm (ChecksumAlgorithm). ListObjectsV2 pages in
+ * key order.
  */
 export class FakeBucket {
   readonly objects = new Map<string, StoredObject>();
   puts = 0;
-  /** Keys PUT while an object already existed under them. */
+  /** Keys PUT while an object already existed under them (and replaced it). */
   readonly overwrites: string[] = [];
+  /** Conditional PUTs refused because the key held an object. */
+  readonly refusedPuts: string[] = [];
   /** Called with the body bytes consumed so far once a PUT's body is read: lets a test fail it there. */
   beforeCommit?: (key: string, body: Buffer) => void;
+  /** Keys per ListObjectsV2 page (S3: at most 1000), small in tests to exercise pagination. */
+  listPageSize = 1000;
 
   async putObject(input: PutObjectCommandInput): Promise<{ ChecksumSHA256: string }> {
     this.puts++;
@@ -168,7 +189,13 @@ export class FakeBucket {
       error.name = 'BadDigest';
       throw error;
     }
-    if (this.objects.has(input.Key ?? '')) this.overwrites.push(input.Key ?? '');
+    if (this.objects.has(input.Key ?? '')) {
+      if (input.IfNoneMatch === '*') {
+        this.refusedPuts.push(input.Key ?? '');
+        throw preconditionFailed();
+      }
+      this.overwrites.push(input.Key ?? '');
+    }
     this.objects.set(input.Key ?? '', { body, checksumSha256: digest, checksumKept: input.ChecksumAlgorithm === 'SHA256' });
     return { ChecksumSHA256: digest };
   }
@@ -186,6 +213,43 @@ export class FakeBucket {
     return {
       ContentLength: object.body.length,
       ...(input.ChecksumMode === 'ENABLED' && object.checksumKept ? { ChecksumSHA256: object.checksumSha256 } : {}),
+    };
+  }
+
+  /**
+   * Someone replaced the object's bytes (on a versioned bucket: a new current version). S3 computes
+   * the new version's checksum itself, so the checksum it reports matches the new bytes.
+   */
+  tamper(key: string, body: Buffer | string): void {
+    if (!this.objects.has(key)) throw new Error(`no object ${key} to tamper with`);
+    this.seed(key, body);
+  }
+
+  remove(key: string): void {
+    if (!this.objects.delete(key)) throw new Error(`no object ${key} to remove`);
+  }
+
+  getObject(input: GetObjectCommandInput): { Body: Readable; ContentLength: number; ChecksumSHA256?: string } {
+    const object = this.objects.get(input.Key ?? '');
+    if (!object) throw new NoSuchKey({ message: 'The specified key does not exist.', $metadata: { httpStatusCode: 404 } });
+    return {
+      Body: Readable.from([object.body]),
+      ContentLength: object.body.length,
+      ...(input.ChecksumMode === 'ENABLED' && object.checksumKept ? { ChecksumSHA256: object.checksumSha256 } : {}),
+    };
+  }
+
+  listObjectsV2(input: ListObjectsV2CommandInput): Partial<ListObjectsV2CommandOutput> {
+    const keys = this.keys(input.Prefix ?? '');
+    const from = input.ContinuationToken ? Number(input.ContinuationToken) : 0;
+    const pageSize = Math.min(input.MaxKeys ?? 1000, this.listPageSize);
+    const page = keys.slice(from, from + pageSize);
+    const more = from + page.length < keys.length;
+    return {
+      Contents: page.map((key) => ({ Key: key, Size: this.objects.get(key)?.body.length })),
+      KeyCount: page.length,
+      IsTruncated: more,
+      NextContinuationToken: more ? String(from + page.length) : undefined,
     };
   }
 
