@@ -44,6 +44,13 @@ export const LEDGER_ATTR = {
    * the two; the next holder resolves it (adopt the object, or drop the intent) before reading RDS.
    */
   pendingSegment: 'PendingSegment',
+  /**
+   * What RDS listed each time the detector saw the file grow past the stored bytes (L of M
+   * {Size, LastWritten}, ascending). The first entry with Size > BackedUpBytes dates the oldest byte not
+   * yet stored: it was written after the detector's previous look and at or before that entry's
+   * LastWritten. Backup lag is computed from it.
+   */
+  sizeHistory: 'SizeHistory',
 } as const;
 
 export const LedgerStatus = {
@@ -61,6 +68,12 @@ export interface Segment {
   End: number;
   /** Base64 SHA-256 of the object's bytes, as S3's x-amz-checksum-sha256 reports it. */
   Sha256: string;
+}
+
+/** One SizeHistory entry: the file had Size bytes when RDS last wrote it at LastWritten (epoch ms). */
+export interface SizeObservation {
+  Size: number;
+  LastWritten: number;
 }
 
 /** A segment recorded before its PUT (two-phase commit); Marker is the RDS marker after its last page. */
@@ -84,6 +97,7 @@ export interface LedgerItem {
   Segments?: Segment[];
   ClaimToken?: string;
   PendingSegment?: PendingSegment;
+  SizeHistory?: SizeObservation[];
 }
 
 /** Powertools idempotency persistence table (the library's defaults). */
@@ -188,6 +202,11 @@ export const ENV = {
   spoolDir: 'SPOOL_DIR',
   /** Base delay before the detector re-drives a FAILED item to PENDING (ms; doubles per attempt). */
   failedRetryBackoffMs: 'FAILED_RETRY_BACKOFF_MS',
+  /**
+   * Reconciler: verify the S3 objects only of items that changed within this many ms (unset: every
+   * item). Items not DONE are always verified; the CLI verifies everything unless told otherwise.
+   */
+  verifyWindowMs: 'VERIFY_WINDOW_MS',
 } as const;
 
 /**

@@ -3,6 +3,7 @@
  * following the status machine. An unchanged file causes no write at all.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
+import { backupLagSeconds, nextSizeHistory } from './backup-lag';
 import type { DetectorConfig } from './config';
 import { LedgerStatus, type LedgerItem, type ScanMessage } from './contract';
 import { type ItemChange, type Ledger, type LogFileListing, ledgerKeyOf } from './ledger';
@@ -29,6 +30,8 @@ export interface DetectSummary {
   listed: number;
   outcomes: Record<DetectOutcome, number>;
   lost: string[];
+  /** Seconds the oldest byte of the instance not yet stored has waited (backup-lag.ts), 0 when none. */
+  backupLagSeconds: number;
 }
 
 export interface Decision {
@@ -124,7 +127,10 @@ export function decideChange(
 
   const grown = listed.Size > item.Size || listed.LastWritten > item.LastWritten;
   const size = Math.max(listed.Size, item.Size);
-  const change: ItemChange = grown ? { Size: size, LastWritten: Math.max(listed.LastWritten, item.LastWritten) } : {};
+  const lastWritten = Math.max(listed.LastWritten, item.LastWritten);
+  const change: ItemChange = grown
+    ? { Size: size, LastWritten: lastWritten, SizeHistory: nextSizeHistory(item, size, lastWritten) }
+    : {};
   const bytesMissing = size > item.BackedUpBytes;
 
   switch (item.Status) {
@@ -177,16 +183,41 @@ export async function detectChanges(deps: DetectDependencies, message: ScanMessa
     listed: listing.length,
     outcomes: { created: 0, updated: 0, redriven: 0, reclaimed: 0, lost: 0, completed: 0, unchanged: 0 },
     lost: [],
+    backupLagSeconds: 0,
   };
 
   const files = new Set([...listedByFile.keys(), ...itemsByFile.keys()]);
+  const itemsAfter: LedgerItem[] = [];
   for (const file of files) {
-    const outcome = await reconcileFile(deps, instance, file, listedByFile.get(file), itemsByFile.get(file), policy);
+    const { outcome, item } = await reconcileFile(deps, instance, file, listedByFile.get(file), itemsByFile.get(file), policy);
     summary.outcomes[outcome]++;
     if (outcome === 'lost') summary.lost.push(file);
+    if (item) itemsAfter.push(item);
   }
+  summary.backupLagSeconds = backupLagSeconds(itemsAfter, deps.now());
   logger.info('detected audit log changes', { summary });
   return summary;
+}
+
+/** The item as a successful conditional write of `change` left it. */
+function withChange(item: LedgerItem, change: ItemChange, now: number): LedgerItem {
+  const statusChanged = change.Status !== undefined && change.Status !== item.Status;
+  return {
+    ...item,
+    Size: change.Size ?? item.Size,
+    LastWritten: change.LastWritten ?? item.LastWritten,
+    Status: change.Status ?? item.Status,
+    StatusChangedAt: statusChanged ? now : item.StatusChangedAt,
+    LastError: change.LastError ?? item.LastError,
+    SizeHistory: change.SizeHistory ?? item.SizeHistory,
+    ClaimToken: change.dropClaim ? undefined : item.ClaimToken,
+  };
+}
+
+interface FileResult {
+  outcome: DetectOutcome;
+  /** The item as this detection left it (undefined: there is none). */
+  item: LedgerItem | undefined;
 }
 
 async function reconcileFile(
@@ -196,14 +227,15 @@ async function reconcileFile(
   listed: LogFileListing | undefined,
   observed: LedgerItem | undefined,
   policy: DecisionPolicy,
-): Promise<DetectOutcome> {
+): Promise<FileResult> {
   const { ledger, logger } = deps;
   let item = observed;
   for (let round = 1; round <= MAX_RACE_ROUNDS; round++) {
     const now = deps.now();
     if (!item) {
-      if (!listed) return 'unchanged';
-      if (await ledger.createPending(instance, listed, now)) return 'created';
+      if (!listed) return { outcome: 'unchanged', item: undefined };
+      const created = await ledger.createPending(instance, listed, now);
+      if (created) return { outcome: 'created', item: created };
     } else {
       if (listed && listed.Size < item.Size) {
         logger.warn('RDS lists fewer bytes than the ledger recorded; keeping the larger size', {
@@ -221,7 +253,7 @@ async function reconcileFile(
         });
       }
       const decision = decideChange(item, listed, now, policy);
-      if (!decision) return 'unchanged';
+      if (!decision) return { outcome: 'unchanged', item };
       if (await ledger.applyChange(item, decision.change, now)) {
         if (decision.outcome === 'lost') {
           logger.error('audit log file LOST before it was fully backed up', {
@@ -234,7 +266,7 @@ async function reconcileFile(
         } else if (decision.outcome !== 'updated') {
           logger.info('ledger item moved', { instance, file, from: item.Status, to: decision.change.Status });
         }
-        return decision.outcome;
+        return { outcome: decision.outcome, item: withChange(item, decision.change, now) };
       }
     }
     // A concurrent writer (downloader or another detector) changed the item: look again.

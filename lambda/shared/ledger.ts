@@ -1,7 +1,16 @@
 /**
  * Ledger access: one item per (instance, audit log file). Every write is conditional on the state the
- * writer based its decision on, so the detector and the downloader can race without losing an
- * update: a failed condition means "someone else changed the item", and the caller re-reads.
+ * writer based its decision on, so the detector, the downloader and the reconciler can race without
+ * losing an update: a failed condition means "someone else changed the item", and the caller re-reads.
+ *
+ * Re-driving (the reconciler's `redrive`): the downloader's stream filter (DOWNLOADER_STREAM_FILTERS)
+ * admits only transitions INTO PENDING from another status, so writing PENDING over PENDING never
+ * triggers it. FAILED -> PENDING and a stale IN_PROGRESS -> PENDING (claim dropped) are single
+ * conditional writes. A stale PENDING item (its stream record never led to a claim: dropped after the
+ * event source's retries or its maximum record age) is parked and handed back in two conditional
+ * writes, PENDING -> FAILED -> PENDING, the second conditioned on the status and time the first wrote:
+ * the second write is an admitted transition into PENDING, and any writer in between wins. A re-driver
+ * dying between the two leaves a FAILED item, which the detector and the next reconciler run re-drive.
  */
 import {
   type DynamoDBDocumentClient,
@@ -9,8 +18,16 @@ import {
   PutCommand,
   UpdateCommand,
   paginateQuery,
+  paginateScan,
 } from '@aws-sdk/lib-dynamodb';
-import { LEDGER_ATTR, LedgerStatus, type LedgerItem, type PendingSegment, type Segment } from './contract';
+import {
+  LEDGER_ATTR,
+  LedgerStatus,
+  type LedgerItem,
+  type PendingSegment,
+  type Segment,
+  type SizeObservation,
+} from './contract';
 
 export interface LedgerKey {
   instance: string;
@@ -32,7 +49,14 @@ export interface ItemChange {
   LastError?: string;
   /** Set when leaving IN_PROGRESS: the claim no longer belongs to anybody. */
   dropClaim?: boolean;
+  /** Replaces the item's SizeHistory (the detector prunes and extends it when the file grows). */
+  SizeHistory?: SizeObservation[];
 }
+
+/** One item of a full read: validated, or the raw attributes with the reason they are not valid. */
+export type ScannedItem =
+  | { item: LedgerItem; malformed?: undefined }
+  | { item?: undefined; malformed: { raw: Record<string, unknown>; error: LedgerFormatError } };
 
 export class LedgerFormatError extends Error {
   constructor(message: string) {
@@ -92,6 +116,14 @@ function parsePendingSegment(value: unknown): PendingSegment {
   return { ...segment, Marker: expectString(value as Record<string, unknown>, 'Marker') };
 }
 
+function parseSizeHistory(value: unknown): SizeObservation[] {
+  if (!Array.isArray(value)) throw new LedgerFormatError(`ledger attribute ${LEDGER_ATTR.sizeHistory} is not a list`);
+  return value.map((entry: unknown) => {
+    if (!isMap(entry)) throw new LedgerFormatError(`ledger attribute ${LEDGER_ATTR.sizeHistory} holds an entry that is not a map`);
+    return { Size: expectNumber(entry, 'Size'), LastWritten: expectNumber(entry, 'LastWritten') };
+  });
+}
+
 /** Validates an item read from the table; a malformed item is an error, never guessed at. */
 export function toLedgerItem(raw: Record<string, unknown>): LedgerItem {
   const status = expectString(raw, LEDGER_ATTR.status);
@@ -112,7 +144,18 @@ export function toLedgerItem(raw: Record<string, unknown>): LedgerItem {
     ClaimToken: optional(raw, LEDGER_ATTR.claimToken, expectString),
     PendingSegment:
       raw[LEDGER_ATTR.pendingSegment] === undefined ? undefined : parsePendingSegment(raw[LEDGER_ATTR.pendingSegment]),
+    SizeHistory:
+      raw[LEDGER_ATTR.sizeHistory] === undefined ? undefined : parseSizeHistory(raw[LEDGER_ATTR.sizeHistory]),
   };
+}
+
+function scanned(raw: Record<string, unknown>): ScannedItem {
+  try {
+    return { item: toLedgerItem(raw) };
+  } catch (error) {
+    if (error instanceof LedgerFormatError) return { malformed: { raw, error } };
+    throw error;
+  }
 }
 
 /** Collects expression placeholders; attribute names are plain identifiers, so `#Name` is unique. */
@@ -192,6 +235,34 @@ export class Ledger {
     return items;
   }
 
+  /**
+   * Every item (all Scan pages), or every item of one instance (all Query pages), strongly
+   * consistent. A malformed item is yielded as such rather than ending the read: a verifier reports it.
+   */
+  async *allItems(instance?: string): AsyncGenerator<ScannedItem> {
+    const consistent = { TableName: this.tableName, ConsistentRead: true };
+    if (instance === undefined) {
+      for await (const page of paginateScan({ client: this.client }, consistent)) {
+        for (const raw of page.Items ?? []) yield scanned(raw);
+      }
+      return;
+    }
+    const expression = new Expression();
+    const keyCondition = expression.equals(LEDGER_ATTR.instance, instance);
+    const pages = paginateQuery(
+      { client: this.client },
+      {
+        ...consistent,
+        KeyConditionExpression: keyCondition,
+        ExpressionAttributeNames: expression.names,
+        ExpressionAttributeValues: expression.values,
+      },
+    );
+    for await (const page of pages) {
+      for (const raw of page.Items ?? []) yield scanned(raw);
+    }
+  }
+
   async get(key: LedgerKey): Promise<LedgerItem | undefined> {
     const result = await this.client.send(
       new GetCommand({ TableName: this.tableName, Key: this.keyOf(key), ConsistentRead: true }),
@@ -199,8 +270,11 @@ export class Ledger {
     return result.Item ? toLedgerItem(result.Item) : undefined;
   }
 
-  /** A file seen for the first time. False when the item already exists (a concurrent detector). */
-  async createPending(instance: string, listing: LogFileListing, now: number): Promise<boolean> {
+  /**
+   * A file seen for the first time: the item as written, or undefined when it already exists (a
+   * concurrent detector).
+   */
+  async createPending(instance: string, listing: LogFileListing, now: number): Promise<LedgerItem | undefined> {
     const expression = new Expression();
     const item: LedgerItem = {
       DBInstanceIdentifier: instance,
@@ -211,6 +285,7 @@ export class Ledger {
       StatusChangedAt: now,
       BackedUpBytes: 0,
       Attempts: 0,
+      ...(listing.Size > 0 ? { SizeHistory: [{ Size: listing.Size, LastWritten: listing.LastWritten }] } : {}),
     };
     const put = new PutCommand({
       TableName: this.tableName,
@@ -218,7 +293,7 @@ export class Ledger {
       ConditionExpression: `attribute_not_exists(${expression.name(LEDGER_ATTR.instance)})`,
       ExpressionAttributeNames: expression.names,
     });
-    return this.conditionally(() => this.client.send(put));
+    return (await this.conditionally(() => this.client.send(put))) ? item : undefined;
   }
 
   /**
@@ -236,6 +311,7 @@ export class Ledger {
       set.push(e.assign(LEDGER_ATTR.status, change.Status), e.assign(LEDGER_ATTR.statusChangedAt, now));
     }
     if (change.LastError !== undefined) set.push(e.assign(LEDGER_ATTR.lastError, errorText(change.LastError)));
+    if (change.SizeHistory !== undefined) set.push(e.assign(LEDGER_ATTR.sizeHistory, change.SizeHistory));
     if (change.dropClaim) remove.push(e.name(LEDGER_ATTR.claimToken));
     if (set.length === 0 && remove.length === 0) return true;
     const condition = [
@@ -368,6 +444,47 @@ export class Ledger {
     now: number,
   ): Promise<boolean> {
     return this.leaveClaim(work, token, status, now, reason);
+  }
+
+  /**
+   * Hands an item nobody is working on back to the downloader with a transition its stream filter
+   * admits (see the module comment): FAILED -> PENDING, stale IN_PROGRESS -> PENDING (claim dropped),
+   * stale PENDING -> FAILED -> PENDING. Every write is conditional on the item being exactly as
+   * observed (status, time of its last status change, claim); false when another writer came first.
+   * `now` is read per write, so the item's StatusChangedAt increases with each transition.
+   */
+  async redrive(observed: LedgerItem, reason: string, now: () => number): Promise<boolean> {
+    switch (observed.Status) {
+      case LedgerStatus.FAILED:
+      case LedgerStatus.IN_PROGRESS:
+        return this.redriveTransition(observed, LedgerStatus.PENDING, now(), undefined);
+      case LedgerStatus.PENDING: {
+        const parkedAt = now();
+        if (!(await this.redriveTransition(observed, LedgerStatus.FAILED, parkedAt, reason))) return false;
+        const parked: LedgerItem = { ...observed, Status: LedgerStatus.FAILED, StatusChangedAt: parkedAt, ClaimToken: undefined };
+        return this.redriveTransition(parked, LedgerStatus.PENDING, Math.max(now(), parkedAt + 1), undefined);
+      }
+      default:
+        throw new Error(`a ${observed.Status} item is not re-driven (${observed.DBInstanceIdentifier} ${observed.LogFileName})`);
+    }
+  }
+
+  private async redriveTransition(
+    observed: LedgerItem,
+    status: LedgerStatus,
+    now: number,
+    reason: string | undefined,
+  ): Promise<boolean> {
+    const e = new Expression();
+    const set = [e.assign(LEDGER_ATTR.status, status), e.assign(LEDGER_ATTR.statusChangedAt, now)];
+    if (reason !== undefined) set.push(e.assign(LEDGER_ATTR.lastError, errorText(reason)));
+    const remove = observed.ClaimToken === undefined ? [] : [e.name(LEDGER_ATTR.claimToken)];
+    const condition = [
+      e.equals(LEDGER_ATTR.status, observed.Status),
+      e.equals(LEDGER_ATTR.statusChangedAt, observed.StatusChangedAt),
+      e.equals(LEDGER_ATTR.claimToken, observed.ClaimToken),
+    ].join(' AND ');
+    return this.update(ledgerKeyOf(observed), e, set, remove, condition);
   }
 
   private async leaveClaim(

@@ -89,6 +89,8 @@ test('new audit files become PENDING items; log files and ledger items are read 
     StatusChangedAt: expect.any(Number),
     BackedUpBytes: 0,
     Attempts: 0,
+    // The first listing with unstored bytes dates them for the backup lag.
+    SizeHistory: [{ Size: 300, LastWritten: 1000 }],
   });
   expect(item('audit/audit.log.2.2024-01-04-08-30.0')).toMatchObject({ Size: 100, Status: LedgerStatus.PENDING });
   // The old DONE files are no longer listed: DONE stays DONE, no write.

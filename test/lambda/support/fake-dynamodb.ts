@@ -12,7 +12,13 @@ import type {
   PutItemCommandInput,
   UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
-import type { GetCommandInput, PutCommandInput, QueryCommandInput, UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
+import type {
+  GetCommandInput,
+  PutCommandInput,
+  QueryCommandInput,
+  ScanCommandInput,
+  UpdateCommandInput,
+} from '@aws-sdk/lib-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 
 export type Item = Record<string, unknown>;
@@ -338,6 +344,17 @@ export class FakeTable {
     const from = startAfter ? matching.findIndex((item) => this.keyString(item) === startAfter) + 1 : 0;
     const page = matching.slice(from, from + this.queryPageSize);
     const more = from + page.length < matching.length;
+    return { Items: page.map(clone), LastEvaluatedKey: more ? this.keyOf(page[page.length - 1]) : undefined };
+  }
+
+  /** Every item in key order, paged by queryPageSize; filters and projections are not supported. */
+  scan(input: ScanCommandInput): { Items: Item[]; LastEvaluatedKey?: Item } {
+    if (input.FilterExpression || input.ProjectionExpression) throw new Error('fake DynamoDB: unsupported scan options');
+    const all = [...this.items.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, item]) => item);
+    const startAfter = input.ExclusiveStartKey ? this.keyString(input.ExclusiveStartKey as Item) : undefined;
+    const from = startAfter ? all.findIndex((item) => this.keyString(item) === startAfter) + 1 : 0;
+    const page = all.slice(from, from + this.queryPageSize);
+    const more = from + page.length < all.length;
     return { Items: page.map(clone), LastEvaluatedKey: more ? this.keyOf(page[page.length - 1]) : undefined };
   }
 
