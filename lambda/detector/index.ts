@@ -7,12 +7,12 @@
  */
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { ledgerDocumentClient, rdsClient } from '../shared/clients';
+import { ledgerDocumentClient, rdsClient, rdsThrottleRetries } from '../shared/clients';
 import { readDetectorConfig } from '../shared/config';
 import { METRICS } from '../shared/contract';
 import { type DetectSummary, detectChanges, parseScanMessage } from '../shared/detect';
 import { Ledger } from '../shared/ledger';
-import { countMetric, logger, publishMetrics } from '../shared/powertools';
+import { countMetric, logger, publishMetrics, secondsMetric } from '../shared/powertools';
 import { RdsLogReader } from '../shared/rds-log-reader';
 
 const config = readDetectorConfig(process.env);
@@ -30,6 +30,8 @@ const recordHandler = async (record: SQSRecord): Promise<DetectSummary> => {
     const message = parseScanMessage(record.body);
     const summary = await detectChanges(dependencies, message);
     if (summary.lost.length > 0) countMetric(METRICS.lostLogFiles, summary.lost.length);
+    // One value per instance and scan; the alarm reads the Maximum over all of them.
+    secondsMetric(METRICS.backupLagSeconds, summary.backupLagSeconds);
     return summary;
   } catch (error) {
     // Rethrown: the batch reports the record as failed; logged here because the processor does not.
@@ -44,6 +46,8 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
     // One instance at a time: the RDS API budget is account-wide.
     return await processPartialResponse(event, recordHandler, processor, { context, processInParallel: false });
   } finally {
+    // Every invocation reports its throttle retries, 0 included, so a quiet series means "not run".
+    countMetric(METRICS.throttleRetries, rdsThrottleRetries.take());
     publishMetrics();
   }
 };

@@ -11,7 +11,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
-import { dynamoDbClient, ledgerDocumentClient, rdsClient, s3Client } from '../shared/clients';
+import { dynamoDbClient, ledgerDocumentClient, rdsClient, rdsThrottleRetries, s3Client } from '../shared/clients';
 import { readDownloaderConfig } from '../shared/config';
 import { LEDGER_ATTR, METRICS } from '../shared/contract';
 import { type DownloadResult, backUpLogFile } from '../shared/download';
@@ -106,6 +106,8 @@ export const handler = async (event: DynamoDBStreamEvent, context: Context): Pro
     // One file at a time: each pass uses the invocation's remaining time and one page of memory.
     return await processPartialResponse(event, backUpRecordOnce, processor, { context, processInParallel: false });
   } finally {
+    // Every invocation reports its throttle retries, 0 included, so a quiet series means "not run".
+    countMetric(METRICS.throttleRetries, rdsThrottleRetries.take());
     publishMetrics();
   }
 };

@@ -6,7 +6,7 @@
  * EXCLUDE_INSTANCES, plus the standard AWS SDK and Powertools variables.
  */
 import type { Context } from 'aws-lambda';
-import { rdsClient, sqsClient } from '../shared/clients';
+import { rdsClient, rdsThrottleRetries, sqsClient } from '../shared/clients';
 import { readScannerConfig } from '../shared/config';
 import { METRICS } from '../shared/contract';
 import { countMetric, logger, publishMetrics } from '../shared/powertools';
@@ -27,6 +27,8 @@ export const handler = async (_event: unknown, context: Context): Promise<ScanSu
     countMetric(METRICS.instancesScanned, summary.queued.length);
     return summary;
   } finally {
+    // Every invocation reports its throttle retries, 0 included, so a quiet series means "not run".
+    countMetric(METRICS.throttleRetries, rdsThrottleRetries.take());
     publishMetrics();
   }
 };

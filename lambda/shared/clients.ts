@@ -9,6 +9,7 @@ import { RDSClient } from '@aws-sdk/client-rds';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ThrottleRetryCounter } from './throttle-retries';
 
 /**
  * Adaptive retry adds client-side rate limiting on top of backoff, which is what an account-wide
@@ -26,8 +27,15 @@ let s3: S3Client | undefined;
 let dynamoDb: DynamoDBClient | undefined;
 let ledgerDocuments: DynamoDBDocumentClient | undefined;
 
+/** RDS calls the SDK retried after throttling, for the ThrottleRetries metric of each invocation. */
+export const rdsThrottleRetries = new ThrottleRetryCounter();
+
 export function rdsClient(): RDSClient {
-  return (rds ??= new RDSClient(RDS_RETRY));
+  if (!rds) {
+    rds = new RDSClient(RDS_RETRY);
+    rdsThrottleRetries.attach(rds);
+  }
+  return rds;
 }
 
 export function sqsClient(): SQSClient {

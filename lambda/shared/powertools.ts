@@ -21,6 +21,11 @@ export function bytesMetric(name: MetricName, value: number): void {
   metrics.addMetric(name, MetricUnit.Bytes, value);
 }
 
+/** A level, not an event count (e.g. backup lag): alarms read its Maximum. */
+export function secondsMetric(name: MetricName, value: number): void {
+  metrics.addMetric(name, MetricUnit.Seconds, value);
+}
+
 /** Flushes what an invocation recorded; an invocation that recorded nothing prints nothing. */
 export function publishMetrics(): void {
   if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
