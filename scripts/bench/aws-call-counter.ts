@@ -1,15 +1,23 @@
 /**
- * A counting HTTP proxy on loopback in front of the lab's AWS endpoint (moto_server). The handlers are
- * pointed at it through their standard AWS_ENDPOINT_URL, so every call they make to S3, DynamoDB and
- * SQS is counted by service, action and (DynamoDB) table before it is forwarded unchanged. moto keeps
- * no call counter of its own, and counting on the wire also sees calls that change nothing (a
- * conditional write that fails is still a write the table is billed for).
+ * A counting HTTP proxy on loopback in front of the lab's AWS endpoint (moto_server). The lab is
+ * pointed at it as its AWS endpoint, so every call to S3, DynamoDB and SQS is counted by caller,
+ * service, action and (DynamoDB) table before it is forwarded unchanged. moto keeps no call counter of
+ * its own, and counting on the wire also sees calls that change nothing (a conditional write that
+ * fails is still a write the table is billed for).
+ *
+ * The caller comes from the SDK's standard User-Agent: the app id (`app/<id>`, AWS_SDK_UA_APP_ID) when
+ * the process sets one, else `function` for a process with AWS_EXECUTION_ENV (`exec-env/...`, what
+ * Lambda sets and the local Lambda service sets for the handlers), else `lab` (the runner's own polling
+ * and checks). The queue URLs moto hands out name the host they were created through, so SQS calls,
+ * which the SDK sends to the QueueUrl's host, come through the proxy too.
  */
 import { createServer, IncomingHttpHeaders, Agent, request, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { LOOPBACK } from '../local-lab/net';
 
 export interface AwsCall {
+  /** Who made the call: the SDK app id, else `function` (a Lambda-like environment), else `lab`. */
+  caller: string;
   /** SigV4 signing name: `s3`, `dynamodb`, `sqs`, ... (`unsigned` when the request carries none). */
   service: string;
   /** `PutItem`, `SendMessage`, ... (X-Amz-Target); for S3 the REST operation, e.g. `PutObject`. */
@@ -53,21 +61,29 @@ function s3Action(method: string, url: string): string {
   return verbs[method] ?? `${method} bucket`;
 }
 
-/** Service and action of a request from its headers and URL (the body is not needed). */
+function callerOf(headers: IncomingHttpHeaders): string {
+  const agents = [headers['x-amz-user-agent'], headers['user-agent']].filter((value): value is string => typeof value === 'string').join(' ');
+  const appId = /(?:^|\s)app\/(\S+)/.exec(agents)?.[1];
+  if (appId) return appId;
+  return /(?:^|\s)exec-env\//.test(agents) ? 'function' : 'lab';
+}
+
+/** Caller, service and action of a request from its headers and URL (the body is not needed). */
 export function classifyAwsRequest(method: string, url: string, headers: IncomingHttpHeaders): AwsCall {
+  const caller = callerOf(headers);
   const authorization = headers.authorization ?? '';
   const service = CREDENTIAL_SCOPE.exec(authorization)?.[1] ?? 'unsigned';
   const target = headers['x-amz-target'];
-  if (typeof target === 'string' && target.includes('.')) return { service, action: target.slice(target.lastIndexOf('.') + 1) };
-  if (service === 's3') return { service, action: s3Action(method, url) };
-  return { service, action: method };
+  if (typeof target === 'string' && target.includes('.')) return { caller, service, action: target.slice(target.lastIndexOf('.') + 1) };
+  if (service === 's3') return { caller, service, action: s3Action(method, url) };
+  return { caller, service, action: method };
 }
 
-const callKey = (call: AwsCall): string => `${call.service}\u0000${call.action}\u0000${call.table ?? ''}`;
+const callKey = (call: AwsCall): string => [call.caller, call.service, call.action, call.table ?? ''].join('\u0000');
 
 export interface AwsCallCounter {
   url: string;
-  /** Calls counted since the start or the last reset, sorted by service, action and table. */
+  /** Calls counted since the start or the last reset, sorted by caller, service, action and table. */
   calls(): CountedCall[];
   /** Requests that could not be forwarded (the upstream refused or broke the connection). */
   forwardFailures(): number;

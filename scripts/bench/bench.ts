@@ -11,8 +11,12 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mkdir } from 'node:fs/promises';
-import { LEDGER_ATTR, LedgerStatus } from '../../lambda/shared/contract';
-import { createPipelineResources, startMoto } from '../local-lab/aws-services';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ENV, LEDGER_ATTR, LedgerStatus } from '../../lambda/shared/contract';
+import { AwsClients, AwsEndpoint, createClients, createPipelineResources, startMoto } from '../local-lab/aws-services';
 import { LAB_AUDIT_EVENTS, LabSession, startLabSession } from '../local-lab/lab-session';
 import { MAX_AUDIT_FILE_ROTATIONS } from '../local-lab/mariadb';
 import { sleep } from '../local-lab/net';
@@ -30,7 +34,7 @@ import { prepareSysbench, runSysbench, WorkloadSettings } from '../local-lab/wor
 import { AwsCallCounter, CountedCall, DYNAMODB_WRITE_ACTIONS, startAwsCallCounter } from './aws-call-counter';
 import { buildEmptyBundle, measureInit, synthesizeBundles } from './bundles';
 import type { ClientServeRate } from './serve-rate-client';
-import { Figure, figure, renderMarkdown, renderTable, round } from './figures';
+import { Figure, figure, median, renderMarkdown, renderTable, round } from './figures';
 
 const REPO_ROOT = join(__dirname, '..', '..');
 /** RDS pages are decimal megabytes (1,000,000 bytes of log data): the per-MB figures use that unit. */
@@ -130,6 +134,38 @@ function addCycle(totals: ReturnType<typeof emptyCycleTotals>, stats: CycleStats
   totals.downloaderInvocations += stats.stream.invocations;
   totals.functionErrors.push(...stats.sqs.functionErrors, ...stats.stream.functionErrors);
   if (!stats.scanner.ok) totals.functionErrors.push(`scanner: ${stats.scanner.error ?? 'failed'}`);
+}
+
+/** The app id each function's SDK clients carry in their User-Agent (AWS_SDK_UA_APP_ID). */
+const appIdOf = (role: FunctionRole): string => `lab-${role}`;
+
+/**
+ * Calls the handlers made, by function (the lab's own polling and checks left out). Powertools appends
+ * its own feature tag to a client's app id, so the caller is matched by the id it starts with.
+ */
+function functionCalls(counter: AwsCallCounter): CountedCall[] {
+  const merged = new Map<string, CountedCall>();
+  for (const call of counter.calls()) {
+    if (call.caller === 'lab') continue;
+    const caller = FUNCTION_ROLES.find((role) => call.caller.startsWith(appIdOf(role))) ?? call.caller;
+    const key = [caller, call.service, call.action, call.table ?? ''].join('\u0000');
+    const current = merged.get(key);
+    if (current) current.count += call.count;
+    else merged.set(key, { ...call, caller });
+  }
+  return [...merged.values()];
+}
+
+/** The lab's clients straight to moto, for phases that measure speed rather than count calls. */
+interface DirectAws {
+  aws: AwsEndpoint;
+  clients: AwsClients & { ledger: DynamoDBDocumentClient };
+}
+
+function directAws(url: string, region: string): DirectAws {
+  const aws: AwsEndpoint = { url, region, accountId: LAB_ACCOUNT_ID };
+  const clients = createClients(aws);
+  return { aws, clients: { ...clients, ledger: DynamoDBDocumentClient.from(clients.dynamodb, { marshallOptions: { removeUndefinedValues: true } }) } };
 }
 
 // ---- Figures 1 and 2: a growing MariaDB workload -----------------------------------------------------
@@ -238,7 +274,7 @@ async function growthPhase(session: LabSession, counter: AwsCallCounter, options
     await sleep(Math.max(0, options.cycleIntervalMs - (Date.now() - begin)));
   }
   const endpointStats = endpoint.stats();
-  const awsCalls = counter.calls();
+  const awsCalls = functionCalls(counter);
   const files = await session.localSourceFiles();
   log('[bench] verifying the growing workload\'s backup (every byte stored once, byte-identical, ledger agrees)');
   const verification = await verifyBackup({
@@ -259,7 +295,7 @@ async function growthPhase(session: LabSession, counter: AwsCallCounter, options
     files: files.length,
     sourceBytes: files.reduce((sum, file) => sum + file.size, 0),
     growthCycles: {
-      median: grew[Math.floor(grew.length / 2)] ?? 0,
+      median: grew.length > 0 ? median(grew) : 0,
       max: grew[grew.length - 1] ?? 0,
       filesGrowingInThreeOrMore: grew.filter((count) => count >= 3).length,
     },
@@ -318,7 +354,7 @@ async function idlePhase(session: LabSession, counter: AwsCallCounter): Promise<
     throw new Error(`the idle cycle had function errors: ${JSON.stringify({ scanner: stats.scanner, sqs: stats.sqs.functionErrors, stream: stats.stream.functionErrors })}`);
   }
   const endpointStats = endpoint.stats();
-  const awsCalls = counter.calls();
+  const awsCalls = functionCalls(counter);
   const ledgerAfter = await scanLedger(session.clients.ledger, session.resources.ledgerTable);
   const filesAfter = await endpoint.files();
   let filesChanged = filesAfter.length === filesBefore.size ? 0 : Math.abs(filesAfter.length - filesBefore.size);
@@ -365,6 +401,12 @@ interface SingleFileResult {
     bytesServed: number;
   };
   memory: { baselineMiB: number; peakMiB: number; growthMiB: number };
+  /**
+   * Context for the throughput figure: one PUT of a downloader-sized object (MAX_OBJECT_BYTES, or the
+   * whole file when smaller) from this file to the same moto, checksummed as the downloader does, and
+   * the share of the downloader's work that PUTs at that rate would take.
+   */
+  putReference: { objectBytes: number; seconds: number; mbPerSecond: number; estimatedPutSeconds: number };
   verification: { ok: boolean; seconds: number; problems: number; lines: string[] };
 }
 
@@ -386,7 +428,31 @@ async function runServeRateClient(session: LabSession, url: string, dir: string)
   return JSON.parse(readFileSync(out, 'utf8')) as ClientServeRate;
 }
 
-async function singleFilePhase(session: LabSession, encoding: 'escaped' | 'cdata', bytes: number, options: BenchOptions): Promise<SingleFileResult> {
+async function measurePut(direct: DirectAws, bucket: string, path: string, objectBytes: number): Promise<SingleFileResult['putReference']> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { start: 0, end: objectBytes - 1 })) hash.update(chunk as Buffer);
+  const began = process.hrtime.bigint();
+  await direct.clients.s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: 'bench/put-rate-reference',
+      Body: createReadStream(path, { start: 0, end: objectBytes - 1 }),
+      ContentLength: objectBytes,
+      ChecksumAlgorithm: 'SHA256',
+      ChecksumSHA256: hash.digest('base64'),
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - began) / 1e9;
+  return { objectBytes, seconds: round(seconds, 2), mbPerSecond: round(objectBytes / MB / seconds, 1), estimatedPutSeconds: 0 };
+}
+
+async function singleFilePhase(
+  session: LabSession,
+  direct: DirectAws,
+  encoding: 'escaped' | 'cdata',
+  bytes: number,
+  options: BenchOptions,
+): Promise<SingleFileResult> {
   const dir = join(options.workDir, `single-${encoding}`);
   const logsDir = join(dir, 'served');
   await mkdir(join(logsDir, 'audit'), { recursive: true });
@@ -413,15 +479,15 @@ async function singleFilePhase(session: LabSession, encoding: 'escaped' | 'cdata
     log(`  ${formatBytes(raw.bytes)} in ${raw.seconds.toFixed(1)} s = ${raw.mbPerSecond.toFixed(1)} MB/s, ${raw.calls} calls`);
     endpoint.resetStats();
 
-    const resources = await createPipelineResources(session.clients, session.definition, session.aws, `bench-${encoding}-${Date.now().toString(36)}`);
+    // Straight to moto (no counting proxy): speed is the figure here.
+    const resources = await createPipelineResources(direct.clients, session.definition, direct.aws, `bench-${encoding}-${Date.now().toString(36)}`);
     service = new LocalLambdaService({
       definition: session.definition,
       resources,
-      clients: session.clients,
+      clients: direct.clients,
       registry: session.registry,
       region: session.options.region,
-      // Straight to moto (no counting proxy): throughput is the figure here.
-      awsEndpointUrl: session.aws.url,
+      awsEndpointUrl: direct.aws.url,
       rdsEndpointUrl: endpoint.url,
       workDir: dir,
     });
@@ -431,7 +497,7 @@ async function singleFilePhase(session: LabSession, encoding: 'escaped' | 'cdata
     let done = false;
     for (let cycle = 0; cycle < 5 && !done; cycle++) {
       addCycle(totals, await service.cycle());
-      const item = (await scanLedger(session.clients.ledger, resources.ledgerTable)).find((candidate) => candidate[LEDGER_ATTR.file] === SINGLE_FILE);
+      const item = (await scanLedger(direct.clients.ledger, resources.ledgerTable)).find((candidate) => candidate[LEDGER_ATTR.file] === SINGLE_FILE);
       done = item?.[LEDGER_ATTR.status] === LedgerStatus.DONE && item[LEDGER_ATTR.backedUpBytes] === fileBytes;
     }
     const endToEndSeconds = (Date.now() - began) / 1000;
@@ -445,12 +511,18 @@ async function singleFilePhase(session: LabSession, encoding: 'escaped' | 'cdata
     log(`[bench] ${encoding}: verifying the stored objects against the file`);
     const verifyStarted = Date.now();
     const verification = await verifyBackup({
-      s3: session.clients.s3,
-      ledger: session.clients.ledger,
+      s3: direct.clients.s3,
+      ledger: direct.clients.ledger,
       bucket: resources.bucket,
       ledgerTable: resources.ledgerTable,
       files: [{ instance: SINGLE_INSTANCE, logFileName: SINGLE_FILE, path }],
     });
+    const verifySeconds = (Date.now() - verifyStarted) / 1000;
+    // After the verification: the reference object lies outside logs/, but it is not the pipeline's.
+    const maxObjectBytes = Number(resources.resolve(session.definition.functions.downloader.environment[ENV.maxObjectBytes]));
+    const putReference = await measurePut(direct, resources.bucket, path, Math.min(fileBytes, maxObjectBytes));
+    putReference.estimatedPutSeconds = round(fileBytes / MB / putReference.mbPerSecond, 1);
+    log(`  reference PUT to moto: ${formatBytes(putReference.objectBytes)} in ${putReference.seconds} s = ${putReference.mbPerSecond} MB/s`);
     return {
       encoding,
       fileBytes,
@@ -471,9 +543,10 @@ async function singleFilePhase(session: LabSession, encoding: 'escaped' | 'cdata
         peakMiB: kib(downloader.peakRssKb),
         growthMiB: kib(downloader.peakRssGrowthKb),
       },
+      putReference,
       verification: {
         ok: verification.ok,
-        seconds: round((Date.now() - verifyStarted) / 1000, 1),
+        seconds: round(verifySeconds, 1),
         problems: verification.totals.problems,
         lines: reportLines(verification),
       },
@@ -520,10 +593,11 @@ async function bundlePhase(session: LabSession, options: BenchOptions): Promise<
 
 // ---- Figures from the measurements ----------------------------------------------------------------------
 
+/** `caller service:action` -> calls. */
 function callsByAction(calls: readonly CountedCall[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const call of calls) {
-    const key = `${call.service}:${call.action}`;
+    const key = `${call.caller} ${call.service}:${call.action}`;
     out[key] = (out[key] ?? 0) + call.count;
   }
   return out;
@@ -609,13 +683,16 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
         id,
         name: `pipeline ÷ raw serve rate, ${formatBytes(run.fileBytes)} file`,
         value: ratio,
-        measured: `${ratio.toFixed(2)} (${run.pipeline.mbPerSecond.toFixed(1)} ÷ ${run.raw.mbPerSecond.toFixed(1)} MB/s)`,
+        measured:
+          `${ratio.toFixed(2)} (${run.pipeline.mbPerSecond.toFixed(1)} ÷ ${run.raw.mbPerSecond.toFixed(1)} MB/s; ` +
+          `PUTs to moto at ${run.putReference.mbPerSecond} MB/s ≈ ${run.putReference.estimatedPutSeconds} of its ${run.pipeline.downloaderWorkSeconds.toFixed(1)} s)`,
         goal: { op: '>=', bound: 0.8 },
         encoding: run.encoding,
         method:
           'Pipeline: file bytes ÷ the summed duration of the downloader invocations that backed it up (pages, SHA-256, spool, checksummed ' +
           'PUT to moto, ledger writes). Raw: @aws-sdk/client-rds in its own process reading the same file through the same endpoint ' +
-          '(Marker "0", loop on AdditionalDataPending), pages discarded.',
+          '(Marker "0", loop on AdditionalDataPending), pages discarded. Context: one PUT of a MAX_OBJECT_BYTES object to the same ' +
+          'moto, timed, gives the share of the work that is storing rather than reading.',
       }),
     );
   }
@@ -623,19 +700,31 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
   figures.push(
     figure({
       id: '5',
-      name: 'idle cycle: ledger/DynamoDB writes, S3 writes, downloads',
+      name: 'idle cycle: ledger writes, all writes, downloads',
       value: idleWrites,
       measured:
-        `${idle.ledgerWriteCalls}/${idle.dynamoDbWrites} writes, ${idle.s3Writes} S3 writes, ${idle.downloadCalls} downloads; ` +
-        `${idle.streamRecords} stream records, ${idle.ledgerItemsChanged} items changed; RDS ${Object.entries(idle.rdsCalls)
-          .map(([action, count]) => `${action.replace(/^Describe/, 'D')} ${count}`)
-          .join(', ')}`,
+        `${idle.ledgerWriteCalls} ledger writes (${idle.dynamoDbWrites} DynamoDB writes in all), ${idle.s3Writes} S3 writes, ${idle.downloadCalls} downloads; ` +
+        `${idle.streamRecords} stream records, ${idle.ledgerItemsChanged} ledger items changed`,
       goal: { op: '<=', bound: 0 },
       goalText: '0 writes, 0 downloads',
       encoding: 'escaped',
       method:
-        'One full cycle after catch-up with no file changed (checked). Handler AWS calls counted by a proxy in front of moto (their ' +
-        'AWS_ENDPOINT_URL), by action and table; ledger items compared before/after; ledger-stream records read; RDS calls by the endpoint.',
+        'One full cycle after catch-up with no file changed (checked). Handler AWS calls counted by a proxy in front of moto, by caller ' +
+        '(the SDK User-Agent app id), action and table; S3 writes = any S3 call but reads; ledger items compared attribute by attribute ' +
+        'before/after; ledger-stream records read in the cycle; RDS calls counted by the endpoint.',
+    }),
+  );
+  const idleCalls = [
+    ...Object.entries(idle.rdsCalls).map(([action, count]) => `rds:${action} ${count}`),
+    ...idle.awsCalls.map((call) => `${call.caller} ${call.service}:${call.action} ${call.count}`),
+  ];
+  figures.push(
+    figure({
+      id: '5b',
+      name: 'idle cycle: API calls',
+      value: Object.values(idle.rdsCalls).reduce((sum, count) => sum + count, 0) + idle.awsCalls.reduce((sum, call) => sum + call.count, 0),
+      measured: idleCalls.join(', '),
+      method: 'The same cycle: every RDS call by action (endpoint counter) and every handler call to S3/DynamoDB/SQS by function (proxy).',
     }),
   );
   for (const bundle of bundles.bundles.filter((candidate) => candidate.name !== 'empty')) {
@@ -704,26 +793,27 @@ async function main(): Promise<number> {
     const tools = preflight({ database: false, moto: true }, log);
     const moto = await startMoto(registry, tools.motoServer ?? 'moto_server', join(workDir, 'logs'));
     counter = await startAwsCallCounter(moto.url);
-    log(`[bench] moto_server at ${moto.url}; the handlers reach it through a counting proxy at ${counter.url}`);
-    const viaCounter = { AWS_ENDPOINT_URL: counter.url };
+    log(`[bench] moto_server at ${moto.url}; the lab reaches it through a counting proxy at ${counter.url}`);
     session = await startLabSession(
       {
         workDir,
         region: options.region,
-        awsEndpointUrl: moto.url,
+        awsEndpointUrl: counter.url,
         audit: { rotateSizeBytes: options.rotateSize, rotations: MAX_AUDIT_FILE_ROTATIONS },
-        lambda: { envOverrides: Object.fromEntries(FUNCTION_ROLES.map((role) => [role, viaCounter])) },
+        // The SDK's standard app id names each function in its User-Agent: the proxy counts per caller.
+        lambda: { envOverrides: Object.fromEntries(FUNCTION_ROLES.map((role) => [role, { AWS_SDK_UA_APP_ID: appIdOf(role) }])) },
         log,
       },
       registry,
     );
+    const direct = directAws(moto.url, options.region);
 
     const growth = await growthPhase(session, counter, options);
     for (const line of reportLines(growth.verification).slice(-1)) log(`  ${line}`);
     if (!growth.caughtUp) throw new Error('the pipeline did not catch up with the growing workload');
     const idle = await idlePhase(session, counter);
-    const large = await singleFilePhase(session, 'cdata', options.largeBytes, options);
-    const escaped = await singleFilePhase(session, 'escaped', options.escapedBytes, options);
+    const large = await singleFilePhase(session, direct, 'cdata', options.largeBytes, options);
+    const escaped = await singleFilePhase(session, direct, 'escaped', options.escapedBytes, options);
     const bundles = await bundlePhase(session, options);
 
     const figures = buildFigures(growth, idle, large, escaped, bundles);

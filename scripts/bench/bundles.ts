@@ -12,6 +12,7 @@ import { App, CfnElement } from 'aws-cdk-lib';
 import { build } from 'esbuild';
 import { BackupPipelineStack } from '../../lib/stacks/backup-pipeline-stack';
 import { FUNCTION_ROLES, FunctionRole } from '../local-lab/stack-definition';
+import { median } from './figures';
 
 const REPO_ROOT = join(__dirname, '..', '..');
 
@@ -110,13 +111,6 @@ function probeOnce(probe: string, bundle: string, env: NodeJS.ProcessEnv): Promi
       resolve(JSON.parse(stdout) as InitSample);
     });
   });
-}
-
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 /**
