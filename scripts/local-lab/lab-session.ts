@@ -201,3 +201,29 @@ export async function startLabSession(options: LabSessionOptions, registry: Proc
     throw error;
   }
 }
+
+/** Where the pipeline's given-up work lands, by role (absent when the template has no such queue). */
+export interface DeadLetterQueueUrls {
+  /** Scan messages the detector failed maxReceiveCount times (the scan queue's redrive target). */
+  scan?: string;
+  /** Metadata of ledger-stream batches the downloader's mapping gave up on. */
+  downloaderOnFailure?: string;
+  /** Scheduler invocations of the scanner that failed after retries. */
+  schedule?: string;
+}
+
+export function deadLetterQueueUrls(definition: PipelineDefinition, resources: LocalResources): DeadLetterQueueUrls {
+  const redrive = definition.resources[definition.detectorSource.queueLogicalId]?.Properties?.RedrivePolicy as
+    | { deadLetterTargetArn?: { 'Fn::GetAtt'?: unknown[] } }
+    | undefined;
+  const scanDlq = redrive?.deadLetterTargetArn?.['Fn::GetAtt']?.[0];
+  const url = (logicalId: unknown): string | undefined => (typeof logicalId === 'string' ? resources.queueUrls[logicalId] : undefined);
+  const urls: DeadLetterQueueUrls = {};
+  const scan = url(scanDlq);
+  const downloaderOnFailure = url(definition.downloaderSource.onFailureQueueLogicalId);
+  const schedule = url(definition.schedule.deadLetterQueueLogicalId);
+  if (scan) urls.scan = scan;
+  if (downloaderOnFailure) urls.downloaderOnFailure = downloaderOnFailure;
+  if (schedule) urls.schedule = schedule;
+  return urls;
+}

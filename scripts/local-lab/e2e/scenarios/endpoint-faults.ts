@@ -1,0 +1,130 @@
+/** Faults of the RDS API itself: throttling, truncated pages, the final Marker, a slow endpoint. */
+import { ENV, RDS_TRUNCATION_TEXT } from '../../../../lambda/shared/contract';
+import { formatBytes } from '../../progress';
+import type { Scenario } from '../harness';
+import { checkEndpointListsFixtures, FIXTURE_PAGE_LIMIT, fixtureSession, growAcrossCycles, portionCalls, storedObjects } from './common';
+
+const MAX_LINE_BYTES = 6000;
+
+export const throttling: Scenario = {
+  id: 'throttling',
+  title: '30 % of RDS API calls answer Throttling',
+  mariadb: false,
+  timeoutMs: 150_000,
+  async run(run) {
+    const { fixtures, session } = await fixtureSession(run, {
+      seed: 'throttling',
+      filesPerInstance: 2,
+      bytesPerFile: 300_000,
+      endpoint: { faults: { throttleFraction: 0.3, seed: 30 } },
+    });
+    await growAcrossCycles(run, fixtures, 3, 120_000);
+    const caughtUp = await run.runUntilCaughtUp(() => fixtures.sources(), { intervalMs: 1000, timeoutMs: 90_000 });
+    const stats = session.endpoint!.stats();
+    const calls = Object.values(stats.calls).reduce((sum, count) => sum + count, 0);
+    run.check(
+      'the endpoint throttled about 30 % of all RDS calls (every action), and the pipeline still completed',
+      stats.throttled >= calls * 0.15 && stats.throttled <= calls * 0.45,
+      `${stats.throttled} of ${calls} calls throttled`,
+    );
+    await checkEndpointListsFixtures(run, session, fixtures);
+    await run.finish({ sources: fixtures.sources(), caughtUp });
+  },
+};
+
+export const truncatedPages: Scenario = {
+  id: 'truncated-pages',
+  title: 'pages cut at the limit with the truncation text',
+  mariadb: false,
+  timeoutMs: 120_000,
+  async run(run) {
+    const { fixtures, session } = await fixtureSession(run, {
+      seed: 'truncated',
+      filesPerInstance: 2,
+      bytesPerFile: 400_000,
+      maxLineBytes: MAX_LINE_BYTES,
+      endpoint: { faults: { truncatePagesFraction: 0.5, seed: 7 } },
+    });
+    await growAcrossCycles(run, fixtures, 2, 150_000);
+    const caughtUp = await run.runUntilCaughtUp(() => fixtures.sources(), { intervalMs: 1000, timeoutMs: 60_000 });
+    const stats = session.endpoint!.stats();
+    run.check('the endpoint truncated pages', stats.truncatedPages > 0, `${stats.truncatedPages} of ${stats.downloadPages} pages`);
+    const withText = (await storedObjects(session)).filter((object) => object.body.includes(RDS_TRUNCATION_TEXT));
+    run.check('no stored object contains the truncation text', withText.length === 0, withText.map((object) => object.key).join(', '));
+    run.facts.rereadRatio = stats.bytesServed / fixtures.totalBytes;
+    run.log(`re-reads after truncation: ${formatBytes(stats.bytesServed)} served for ${formatBytes(fixtures.totalBytes)} of logs`);
+    await checkEndpointListsFixtures(run, session, fixtures);
+    await run.finish({ sources: fixtures.sources(), caughtUp });
+  },
+};
+
+export const finalMarker: Scenario = {
+  id: 'final-marker',
+  title: 'last page with a non-empty Marker, then without one',
+  mariadb: false,
+  timeoutMs: 120_000,
+  async run(run) {
+    const { fixtures, session } = await fixtureSession(run, { seed: 'final-marker', filesPerInstance: 1, bytesPerFile: 250_000, maxLineBytes: MAX_LINE_BYTES });
+    const sources = () => fixtures.sources();
+    const endpoint = session.endpoint!;
+
+    // A pass reads whole lines up to the page limit: it needs at most one page per (limit - longest
+    // line) bytes, plus the one answer that says no more data is pending.
+    const maxCalls = (served: number, passes: number): number => Math.ceil(served / (FIXTURE_PAGE_LIMIT - MAX_LINE_BYTES)) + passes;
+    let before = { served: 0, calls: 0, passes: 0 };
+    const phase = (): { served: number; calls: number; passes: number } => {
+      const now = { served: endpoint.stats().bytesServed, calls: portionCalls(session), passes: run.totals.streamDelivered };
+      const delta = { served: now.served - before.served, calls: now.calls - before.calls, passes: now.passes - before.passes };
+      before = now;
+      return delta;
+    };
+
+    run.log('phase 1: RDS behaviour (the last page carries a Marker with AdditionalDataPending false)');
+    await growAcrossCycles(run, fixtures, 3, 90_000);
+    const firstCaughtUp = await run.runUntilCaughtUp(sources, { intervalMs: 500, timeoutMs: 30_000 });
+    const first = phase();
+    run.check(
+      'with a non-empty final Marker every pass stops after its last page',
+      firstCaughtUp && first.calls <= maxCalls(first.served, first.passes),
+      `${first.calls} calls for ${first.served} B in ${first.passes} passes`,
+    );
+
+    run.log('phase 2: the last page carries no Marker');
+    endpoint.setFaults({ nonEmptyFinalMarker: false });
+    await growAcrossCycles(run, fixtures, 3, 90_000);
+    const caughtUp = await run.runUntilCaughtUp(sources, { intervalMs: 500, timeoutMs: 30_000 });
+    const second = phase();
+    run.check(
+      'without a final Marker every pass also stops after its last page',
+      caughtUp && second.calls <= maxCalls(second.served, second.passes),
+      `${second.calls} calls for ${second.served} B in ${second.passes} passes`,
+    );
+    await run.finish({ sources: sources(), caughtUp: firstCaughtUp && caughtUp });
+  },
+};
+
+export const slowEndpoint: Scenario = {
+  id: 'slow-endpoint',
+  title: 'every RDS answer 300 ms late, short invocations hand off',
+  mariadb: false,
+  timeoutMs: 150_000,
+  async run(run) {
+    const { fixtures, session } = await fixtureSession(run, {
+      seed: 'slow',
+      filesPerInstance: 2,
+      bytesPerFile: 450_000,
+      endpoint: { faults: { latencyMs: 300 } },
+      lambda: {
+        timeoutMs: { downloader: 6000 },
+        envOverrides: { downloader: { [ENV.safetyMarginMs]: '2500' } },
+      },
+    });
+    await growAcrossCycles(run, fixtures, 2, 100_000);
+    const caughtUp = await run.runUntilCaughtUp(() => fixtures.sources(), { intervalMs: 500, timeoutMs: 100_000 });
+    const downloader = session.service.functions.downloader.stats;
+    run.check('no downloader invocation ran into its timeout (it hands off in time)', downloader.timeouts === 0, `${downloader.timeouts} timeouts`);
+    const objects = (await storedObjects(session)).length;
+    run.check('work was handed over between invocations (more objects than passes without a budget)', objects > fixtures.files.length * 3, `${objects} objects for ${fixtures.files.length} files and 3 growth steps`);
+    await run.finish({ sources: fixtures.sources(), caughtUp });
+  },
+};

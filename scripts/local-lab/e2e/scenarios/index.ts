@@ -1,0 +1,23 @@
+/** The fault suite's scenarios, in the order they run. */
+import type { Scenario } from '../harness';
+import { failedMidFile, killedMidFile, timeoutHandOff } from './crashes';
+import { duplicateScanMessages, replayedStreamRecords } from './duplicates';
+import { finalMarker, slowEndpoint, throttling, truncatedPages } from './endpoint-faults';
+import { rotationDuringDownload, steadyGrowth } from './mariadb';
+import { malformedMessage, vanishedFiles } from './vanished';
+
+export const SCENARIOS: readonly Scenario[] = [
+  steadyGrowth,
+  rotationDuringDownload,
+  throttling,
+  timeoutHandOff,
+  killedMidFile,
+  failedMidFile,
+  duplicateScanMessages,
+  replayedStreamRecords,
+  truncatedPages,
+  finalMarker,
+  vanishedFiles,
+  malformedMessage,
+  slowEndpoint,
+];
