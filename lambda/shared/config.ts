@@ -74,6 +74,20 @@ export interface DownloaderConfig {
   spoolDir: string;
 }
 
+export interface ReconcilerConfig {
+  ledgerTableName: string;
+  bucketName: string;
+  /** Instances whose files RDS lists are compared with the ledger (the scanner's filter). */
+  includeInstances: ReadonlySet<string>;
+  excludeInstances: ReadonlySet<string>;
+  /** PENDING, IN_PROGRESS or an open intent unchanged this long is stale (the detector's stale claim). */
+  staleMs: number;
+  /** FAILED items are re-driven once the detector's backoff for them has passed. */
+  failedRetryBackoffMs: number;
+  /** Verify the objects of DONE items only when they changed this recently; undefined: every item. */
+  verifyWindowMs: number | undefined;
+}
+
 export function readScannerConfig(env: Env): ScannerConfig {
   return {
     scanQueueUrl: required(env, ENV.scanQueueUrl),
@@ -98,5 +112,17 @@ export function readDownloaderConfig(env: Env): DownloaderConfig {
     safetyMarginMs: positiveInteger(env, ENV.safetyMarginMs, CONFIG_DEFAULTS.safetyMarginMs),
     maxObjectBytes: positiveInteger(env, ENV.maxObjectBytes, CONFIG_DEFAULTS.maxObjectBytes),
     spoolDir: env[ENV.spoolDir]?.trim() || tmpdir(),
+  };
+}
+
+export function readReconcilerConfig(env: Env): ReconcilerConfig {
+  return {
+    ledgerTableName: required(env, ENV.ledgerTable),
+    bucketName: required(env, ENV.bucket),
+    includeInstances: identifierSet(env, ENV.includeInstances),
+    excludeInstances: identifierSet(env, ENV.excludeInstances),
+    staleMs: positiveInteger(env, ENV.staleClaimMs, CONFIG_DEFAULTS.staleClaimMs),
+    failedRetryBackoffMs: positiveInteger(env, ENV.failedRetryBackoffMs, CONFIG_DEFAULTS.failedRetryBackoffMs),
+    verifyWindowMs: env[ENV.verifyWindowMs]?.trim() ? positiveInteger(env, ENV.verifyWindowMs, 1) : undefined,
   };
 }

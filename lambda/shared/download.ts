@@ -22,7 +22,8 @@ import type { DownloaderConfig } from './config';
 import { LedgerStatus, type PendingSegment, segmentObjectKey } from './contract';
 import type { Ledger, LedgerKey } from './ledger';
 import { FIRST_MARKER, isInstanceNotFound, isLogFileNotFound, type RdsLogReader } from './rds-log-reader';
-import type { ExistingObject, SealedSpool, SegmentSpool, SegmentWriter } from './segment-writer';
+import type { ExistingObject } from './backup-objects';
+import type { SealedSpool, SegmentSpool, SegmentWriter } from './segment-writer';
 
 /** Empty pages that still claim more data, in a row, before the pass gives up on the file. */
 const MAX_EMPTY_PAGES = 20;

@@ -52,15 +52,32 @@ function isAuditOn(value: string | undefined): boolean {
   return value !== undefined && AUDIT_ON_VALUES.has(value.trim().toUpperCase());
 }
 
-export async function scanAuditEnabledInstances(deps: ScanDependencies): Promise<ScanSummary> {
-  const { rds, config, logger } = deps;
-  const summary: ScanSummary = {
+/** Which instances to consider (the scanner's and the reconciler's INCLUDE/EXCLUDE_INSTANCES). */
+export type InstanceFilter = Pick<ScannerConfig, 'includeInstances' | 'excludeInstances'>;
+
+export interface AuditLogSource {
+  DBInstanceIdentifier: string;
+  DBClusterIdentifier: string;
+}
+
+export interface Discovery {
+  summary: Omit<ScanSummary, 'queued'>;
+  /** Audit-enabled Aurora MySQL instances the filter admits, writers and readers alike. */
+  sources: AuditLogSource[];
+}
+
+/**
+ * Every Aurora MySQL instance whose cluster parameter group has advanced auditing on and that the
+ * filter admits. The scanner queues them; the verifier lists their files.
+ */
+export async function discoverAuditEnabledInstances(rds: RDSClient, filter: InstanceFilter, logger: Logger): Promise<Discovery> {
+  const summary: Discovery['summary'] = {
     auroraMySqlInstances: 0,
     skippedByConfig: [],
     auditDisabled: [],
     withoutCluster: [],
-    queued: [],
   };
+  const sources: AuditLogSource[] = [];
 
   const candidates: DBInstance[] = [];
   for await (const page of paginateDescribeDBInstances({ client: rds }, {})) {
@@ -68,15 +85,12 @@ export async function scanAuditEnabledInstances(deps: ScanDependencies): Promise
       const id = instance.DBInstanceIdentifier;
       if (!id || instance.Engine !== AURORA_MYSQL_ENGINE) continue;
       summary.auroraMySqlInstances++;
-      const included = config.includeInstances.size === 0 || config.includeInstances.has(id);
-      if (!included || config.excludeInstances.has(id)) summary.skippedByConfig.push(id);
+      const included = filter.includeInstances.size === 0 || filter.includeInstances.has(id);
+      if (!included || filter.excludeInstances.has(id)) summary.skippedByConfig.push(id);
       else candidates.push(instance);
     }
   }
-  if (candidates.length === 0) {
-    logger.info('no audit log sources to queue', { summary });
-    return summary;
-  }
+  if (candidates.length === 0) return { summary, sources };
 
   const parameterGroupOfCluster = new Map<string, string>();
   for await (const page of paginateDescribeDBClusters({ client: rds }, {})) {
@@ -98,8 +112,6 @@ export async function scanAuditEnabledInstances(deps: ScanDependencies): Promise
     return known;
   };
 
-  const messages: ScanMessage[] = [];
-  const scannedAt = deps.now();
   for (const instance of candidates) {
     const id = instance.DBInstanceIdentifier as string;
     const clusterId = instance.DBClusterIdentifier;
@@ -116,9 +128,21 @@ export async function scanAuditEnabledInstances(deps: ScanDependencies): Promise
       summary.auditDisabled.push(id);
       continue;
     }
-    messages.push({ DBInstanceIdentifier: id, DBClusterIdentifier: clusterId, ScannedAt: scannedAt });
+    sources.push({ DBInstanceIdentifier: id, DBClusterIdentifier: clusterId });
   }
+  return { summary, sources };
+}
 
+export async function scanAuditEnabledInstances(deps: ScanDependencies): Promise<ScanSummary> {
+  const { rds, config, logger } = deps;
+  const discovery = await discoverAuditEnabledInstances(rds, config, logger);
+  const summary: ScanSummary = { ...discovery.summary, queued: [] };
+  if (discovery.sources.length === 0) {
+    logger.info('no audit log sources to queue', { summary });
+    return summary;
+  }
+  const scannedAt = deps.now();
+  const messages: ScanMessage[] = discovery.sources.map((source) => ({ ...source, ScannedAt: scannedAt }));
   for (let i = 0; i < messages.length; i += SQS_BATCH_SIZE) {
     await sendBatch(deps, messages.slice(i, i + SQS_BATCH_SIZE));
   }

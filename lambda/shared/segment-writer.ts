@@ -12,7 +12,8 @@ import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { BackupObjects, type ExistingObject } from './backup-objects';
 
 const SPOOL_FILE = /^segment-[0-9a-f-]+\.spool$/;
 
@@ -43,13 +44,6 @@ export function isPreconditionFailed(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   return error.name === 'PreconditionFailed' || status === 412;
-}
-
-/** An object that exists in the bucket, as HeadObject reports it. */
-export interface ExistingObject {
-  bytes: number;
-  /** Absent when the object was stored without a SHA-256 checksum (never by this pipeline). */
-  sha256: string | undefined;
 }
 
 /** One segment being assembled on local storage. Call `discard()` in a finally block. */
@@ -140,22 +134,16 @@ export class SegmentSpool {
   }
 }
 
-/**
- * A HEAD of a missing key answers 404 only to a caller allowed s3:ListBucket; without it S3 answers
- * 403, which is NOT taken as "missing" (that would re-store bytes that may exist): it propagates.
- */
-function isMissingObject(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  return error.name === 'NotFound' || error.name === 'NoSuchKey' || status === 404;
-}
-
 export class SegmentWriter {
+  private readonly objects: BackupObjects;
+
   constructor(
     private readonly s3: S3Client,
     private readonly bucket: string,
     private readonly spoolDir: string,
-  ) {}
+  ) {
+    this.objects = new BackupObjects(s3, bucket);
+  }
 
   openSpool(): SegmentSpool {
     return new SegmentSpool(this.s3, this.bucket, join(this.spoolDir, `segment-${randomUUID()}.spool`));
@@ -188,13 +176,6 @@ export class SegmentWriter {
 
   /** The object under `key` with its stored SHA-256, or undefined when there is none. */
   async find(key: string): Promise<ExistingObject | undefined> {
-    try {
-      const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: 'ENABLED' }));
-      if (head.ContentLength === undefined) throw new Error(`HeadObject ${key} returned no ContentLength`);
-      return { bytes: head.ContentLength, sha256: head.ChecksumSHA256 };
-    } catch (error) {
-      if (isMissingObject(error)) return undefined;
-      throw error;
-    }
+    return this.objects.head(key);
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The downloader under test and its world: the handler module loaded with the test environment, and
  * every SDK client it uses answered by in-memory fakes (RDS log APIs, the ledger, the idempotency
- * table, the bucket). A test file imports this before anything else that loads the handler, calls
+ * table, the bucket). Other code under test (the verifier, the reconciler) reaches the same fakes
+ * through its own clients of the same SDK classes. A test file imports this before anything else that loads the handler, calls
  * `resetDownloaderWorld()` in beforeEach and `expectNoSpoolLeft()` in afterEach.
  */
 import { mkdtempSync, readdirSync } from 'node:fs';
@@ -20,8 +21,8 @@ import {
   type DownloadDBLogFilePortionCommandInput,
   RDSClient,
 } from '@aws-sdk/client-rds';
-import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
   IDEMPOTENCY_KEY,
@@ -77,6 +78,9 @@ export function resetDownloaderWorld(): void {
   rds.on(DescribeDBLogFilesCommand).callsFake((input) => fakeRds.describeDBLogFiles(input));
   s3.on(PutObjectCommand).callsFake((input) => bucket.putObject(input));
   s3.on(HeadObjectCommand).callsFake((input) => bucket.headObject(input));
+  s3.on(GetObjectCommand).callsFake((input) => bucket.getObject(input));
+  s3.on(ListObjectsV2Command).callsFake((input) => bucket.listObjectsV2(input));
+  ledgerClient.on(ScanCommand).callsFake((input) => table.scan(input));
   ledgerClient.on(GetCommand).callsFake((input) => table.get(input));
   ledgerClient.on(PutCommand).callsFake((input) => table.put(input));
   ledgerClient.on(UpdateCommand).callsFake((input) => table.update(input));

@@ -255,8 +255,8 @@ export class FakeTable {
   constructor(
     readonly partitionKey: string,
     readonly sortKey?: string,
-    /** Items per Query page, to exercise pagination. */
-    readonly queryPageSize = 1000,
+    /** Items per Query or Scan page, to exercise pagination. */
+    public queryPageSize = 1000,
   ) {}
 
   private keyString(key: Item): string {

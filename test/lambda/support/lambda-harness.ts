@@ -35,7 +35,8 @@ export function setLambdaEnv(overrides: Record<string, string> = {}): void {
     AWS_SECRET_ACCESS_KEY: 'test',
     AWS_LAMBDA_FUNCTION_NAME: 'test-function',
     POWERTOOLS_LOG_LEVEL: 'SILENT',
-    POWERTOOLS_METRICS_DISABLED: 'true',
+    // Metric tests enable metrics before anything loads a handler (support/enable-metrics.ts).
+    POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
     [ENV.ledgerTable]: LEDGER_TABLE,
     [ENV.idempotencyTable]: IDEMPOTENCY_TABLE,
     [ENV.bucket]: BUCKET,
