@@ -68,6 +68,9 @@ export function countLogLines(run: ScenarioRun, role: FunctionRole, text: string
   return readFileSync(path, 'utf8').split('\n').filter((line) => line.includes(text)).length;
 }
 
+/** What the downloader logs when its time budget ends a pass (lambda/shared/download.ts). */
+export const HAND_OFF_LOG = 'time budget nearly used: handing the rest to the next invocation';
+
 /** A proxy in front of one service of one function; closed when the scenario stops. */
 export async function startProxy(run: ScenarioRun, target: () => string, intercept: Interceptor): Promise<FaultProxy> {
   const proxy = await FaultProxy.start(target, intercept);

@@ -4,13 +4,13 @@
  * checkpoint), and failing with an error at the same points. Every time the work must resume from the
  * checkpoint, adopt an object that was stored but not checkpointed, and read no stored byte again.
  */
-import { ENV, segmentObjectKey } from '../../../../lambda/shared/contract';
+import { ENV, logFilePrefix, segmentObjectKey } from '../../../../lambda/shared/contract';
 import type { LabSession } from '../../lab-session';
 import { formatBytes } from '../../progress';
 import { rdsAction, rdsErrorAnswer, s3ErrorAnswer, InterceptedRequest, Interception } from '../fault-proxy';
 import { FixtureLogs } from '../fixtures';
 import { fileId, Scenario, ScenarioRun, servedBytes } from '../harness';
-import { countLogLines, fixtureSession, startProxy, storedObjects } from './common';
+import { countLogLines, fixtureSession, HAND_OFF_LOG, startProxy, storedObjects } from './common';
 
 /** What the downloader logs when it finds a dead holder's intent (lambda/shared/download.ts). */
 const ADOPTED_LOG = 'adopted the object a previous holder stored';
@@ -56,8 +56,13 @@ export const timeoutHandOff: Scenario = {
     const stats = session.service.functions.downloader.stats;
     run.check('no invocation was killed by its timeout (the pass stops itself in time)', stats.timeouts === 0, `${stats.timeouts} timeouts in ${stats.invocations} invocations`);
     const objects = await storedObjects(session);
-    const perFile = fixtures.files.map((file) => objects.filter((object) => object.key.includes(`/${file.logFileName}/`)).length);
-    run.check('each file was stored over several hand-offs (one object per invocation)', perFile.every((count) => count >= 2), `objects per file: ${perFile.join(', ')}`);
+    const perFile = fixtures.files.map((file) => objects.filter((object) => object.key.startsWith(logFilePrefix(file.instance, file.logFileName))).length);
+    const handOffs = countLogLines(run, 'downloader', HAND_OFF_LOG);
+    run.check(
+      'each file was stored over several hand-offs (an object and a checkpoint per invocation)',
+      perFile.every((count) => count >= 2) && handOffs >= fixtures.files.length,
+      `objects per file: ${perFile.join(', ')}; ${handOffs} hand-offs`,
+    );
     checkNoReread(run, session, fixtures, 0);
     await run.finish({ sources: fixtures.sources(), caughtUp });
   },

@@ -117,10 +117,12 @@ export const malformedMessage: Scenario = {
     // Sent just before the first tick, so the first batch holds them next to the scanner's messages.
     await sendToScanQueue(session, MALFORMED);
     const first = await run.cycle(sources, 'first');
+    // The first batch holds all six (batch size 10); a failed message may come back within the same
+    // cycle (lab-time visibility of 1 s), alone or with others, and fail again.
     run.check(
-      'the first batch mixed malformed and valid messages: only the malformed ones failed',
-      first.sqs.failed === MALFORMED.length && first.sqs.succeeded >= 2 && first.sqs.batches === 1,
-      `${first.sqs.messages} messages in ${first.sqs.batches} batch(es), ${first.sqs.failed} failed`,
+      'the valid messages queued with the malformed ones succeeded; only the malformed ones failed',
+      first.sqs.succeeded === 2 && first.sqs.failed >= MALFORMED.length,
+      `${first.sqs.messages} deliveries in ${first.sqs.batches} batch(es), ${first.sqs.succeeded} succeeded, ${first.sqs.failed} failed`,
     );
     // The redrive moves a message once it was received more than maxReceiveCount times.
     const deadline = Date.now() + 60_000;
