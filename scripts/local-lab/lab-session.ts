@@ -98,8 +98,12 @@ export async function startLabSession(options: LabSessionOptions, registry: Proc
         new MariaDbInstance({ role, workDir, tools: tools.database!, registry, audit, user: LAB_DB_USER, database: LAB_DB_NAME });
       databases = { writer: make('writer'), reader: make('reader') };
       log(`[lab] starting MariaDB writer and reader (server_audit events ${audit.events}, rotate at ${audit.rotateSizeBytes} bytes)`);
-      await Promise.all([databases.writer.start(), databases.reader.start()]);
+      // Both starts settle before anything is judged: a failing one must not leave the other starting
+      // (and its server running) after the cleanup below. stop() is a no-op for a server never spawned.
+      const starts = await Promise.allSettled([databases.writer.start(), databases.reader.start()]);
       started.push(databases.writer, databases.reader);
+      const failed = starts.find((start): start is PromiseRejectedResult => start.status === 'rejected');
+      if (failed) throw failed.reason;
     }
 
     let awsUrl = options.awsEndpointUrl;

@@ -44,6 +44,11 @@ export class MariaDbInstance {
   readonly dataDir: string;
   readonly auditDir: string;
   readonly socket: string;
+  /**
+   * Private tmpdir: at start-up (bootstrap included) MariaDB deletes every `#sql*` file in its tmpdir,
+   * so servers sharing /tmp remove each other's temporary tables (mariadb-install-db then fails).
+   */
+  readonly tmpDir: string;
   readonly host = LOOPBACK;
   readonly password = randomBytes(12).toString('hex');
   port = 0;
@@ -54,6 +59,7 @@ export class MariaDbInstance {
     this.dataDir = join(this.dir, 'data');
     this.auditDir = join(this.dir, 'audit');
     this.socket = join(this.dir, 'mysqld.sock');
+    this.tmpDir = join(this.dir, 'tmp');
   }
 
   get role(): string {
@@ -71,10 +77,12 @@ export class MariaDbInstance {
   async start(): Promise<void> {
     const { tools, registry, audit } = this.options;
     mkdirSync(this.auditDir, { recursive: true });
+    mkdirSync(this.tmpDir, { recursive: true });
     const asRoot = runsAsRoot() ? ['--user=root'] : [];
     await execFileAsync(tools.installDb, [
       '--no-defaults',
       `--datadir=${this.dataDir}`,
+      `--tmpdir=${this.tmpDir}`,
       ...asRoot,
       // Root gets a password-less account reachable only on the private socket (instead of unix_socket
       // auth, which would tie it to the OS user running the lab).
@@ -89,6 +97,7 @@ export class MariaDbInstance {
         '--no-defaults',
         ...asRoot,
         `--datadir=${this.dataDir}`,
+        `--tmpdir=${this.tmpDir}`,
         `--socket=${this.socket}`,
         `--port=${this.port}`,
         `--bind-address=${LOOPBACK}`,
