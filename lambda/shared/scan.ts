@@ -70,7 +70,11 @@ export interface Discovery {
  * Every Aurora MySQL instance whose cluster parameter group has advanced auditing on and that the
  * filter admits. The scanner queues them; the verifier lists their files.
  */
-export async function discoverAuditEnabledInstances(rds: RDSClient, filter: InstanceFilter, logger: Logger): Promise<Discovery> {
+export async function discoverAuditEnabledInstances(
+  rds: RDSClient,
+  filter: InstanceFilter,
+  logger: Pick<Logger, 'warn'>,
+): Promise<Discovery> {
   const summary: Discovery['summary'] = {
     auroraMySqlInstances: 0,
     skippedByConfig: [],
