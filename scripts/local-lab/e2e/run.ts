@@ -30,6 +30,7 @@ Options:
   --workdir DIR       working folder, wiped at start (default .lab-e2e in the repository)
   --report FILE       JSON report (default <workdir>/e2e-report.json)
   --keep              keep each scenario's files (fixtures, datadirs) afterwards
+  --timeout-factor F  multiply every scenario's hard time limit by F (default 1; e.g. 2 on a slow machine)
   --region REGION     AWS region the handlers see (default us-east-1)
   -h, --help          this text
 `;
@@ -125,6 +126,7 @@ async function main(): Promise<number> {
         workdir: { type: 'string' },
         report: { type: 'string' },
         keep: { type: 'boolean', default: false },
+        'timeout-factor': { type: 'string' },
         region: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -148,7 +150,15 @@ async function main(): Promise<number> {
     process.stderr.write(`unknown scenario(s): ${unknown.join(', ')} (see --list)\n`);
     return 2;
   }
-  const scenarios = wanted ? SCENARIOS.filter((scenario) => wanted.includes(scenario.id)) : SCENARIOS;
+  const timeoutFactor = Number(values['timeout-factor'] ?? 1);
+  if (!Number.isFinite(timeoutFactor) || timeoutFactor <= 0) {
+    process.stderr.write(`--timeout-factor must be a positive number, got "${values['timeout-factor']}"\n`);
+    return 2;
+  }
+  const scenarios = (wanted ? SCENARIOS.filter((scenario) => wanted.includes(scenario.id)) : SCENARIOS).map((scenario) => ({
+    ...scenario,
+    timeoutMs: Math.round(scenario.timeoutMs * timeoutFactor),
+  }));
 
   const workRoot = resolve(values.workdir ?? join(REPO_ROOT, '.lab-e2e'));
   const reportFile = resolve(values.report ?? join(workRoot, 'e2e-report.json'));
