@@ -390,7 +390,7 @@ export class ScenarioRun {
     const onFailureAtMost = expect.onFailureAtMost ?? 0;
     this.facts.downloaderOnFailureBatches = onFailure.length;
     this.check(
-      onFailureAtMost ? `downloader on-failure queue: at most ${onFailureAtMost} batch(es) (the killed invocations')` : 'downloader on-failure queue empty',
+      onFailureAtMost ? `downloader on-failure queue: at most the ${onFailureAtMost} batch(es) this scenario makes the mapping give up` : 'downloader on-failure queue empty',
       onFailure.length <= onFailureAtMost,
       `${onFailure.length} batch(es)`,
     );

@@ -4,6 +4,7 @@ import { failedMidFile, killedMidFile, timeoutHandOff } from './crashes';
 import { duplicateScanMessages, replayedStreamRecords } from './duplicates';
 import { finalMarker, slowEndpoint, throttling, truncatedPages } from './endpoint-faults';
 import { rotationDuringDownload, steadyGrowth } from './mariadb';
+import { downloaderOutage } from './outage';
 import { malformedMessage, vanishedFiles } from './vanished';
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -13,6 +14,7 @@ export const SCENARIOS: readonly Scenario[] = [
   timeoutHandOff,
   killedMidFile,
   failedMidFile,
+  downloaderOutage,
   duplicateScanMessages,
   replayedStreamRecords,
   truncatedPages,
