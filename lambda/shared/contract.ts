@@ -26,6 +26,12 @@ export const LEDGER_ATTR = {
   backedUpBytes: 'BackedUpBytes',
   /** Opaque RDS marker to resume DownloadDBLogFilePortion from (S), absent before the first object. */
   marker: 'Marker',
+  /**
+   * Bytes to drop from the data read at Marker before appending (N, absent = 0). Set when RDS returned a
+   * last page with data but no Marker: the checkpoint keeps the Marker from before that page, and the
+   * next pass re-reads the page and drops the bytes already stored.
+   */
+  markerSkipBytes: 'MarkerSkipBytes',
   /** One of LedgerStatus (S). */
   status: 'Status',
   /** Epoch ms of the last status change (N): lets the detector find stale claims. */
@@ -76,9 +82,13 @@ export interface SizeObservation {
   LastWritten: number;
 }
 
-/** A segment recorded before its PUT (two-phase commit); Marker is the RDS marker after its last page. */
+/**
+ * A segment recorded before its PUT (two-phase commit): the checkpoint it leaves is Marker (the RDS
+ * marker after its last page) plus MarkerSkipBytes (absent = 0; see LEDGER_ATTR.markerSkipBytes).
+ */
 export interface PendingSegment extends Segment {
   Marker: string;
+  MarkerSkipBytes?: number;
 }
 
 /** A ledger item as the handlers and the local lab read it. */
@@ -92,6 +102,7 @@ export interface LedgerItem {
   BackedUpBytes: number;
   LastBackup?: number;
   Marker?: string;
+  MarkerSkipBytes?: number;
   Attempts?: number;
   LastError?: string;
   Segments?: Segment[];

@@ -16,12 +16,16 @@
  * PUTs are conditional (If-None-Match: *), so a holder judged dead whose PUT lands late can never be
  * overwritten, nor overwrite: when S3 refuses a PUT because the key holds an object, that object is
  * settled like an intent (the same length and SHA-256: adopted; different: FAILED, left untouched).
+ *
+ * The resume point is a Marker plus MarkerSkipBytes: RDS's last page normally carries a Marker, but when
+ * one with data carries none its bytes are still stored, and the checkpoint keeps the Marker from before
+ * that page plus the page's length; the next pass re-reads the page and drops the bytes already stored.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { DownloaderConfig } from './config';
 import { LedgerStatus, type PendingSegment, segmentObjectKey } from './contract';
 import type { Ledger, LedgerKey } from './ledger';
-import { FIRST_MARKER, isInstanceNotFound, isLogFileNotFound, type RdsLogReader } from './rds-log-reader';
+import { FIRST_MARKER, isInstanceNotFound, isLogFileNotFound, type LogPage, type RdsLogReader } from './rds-log-reader';
 import type { ExistingObject } from './backup-objects';
 import type { SealedSpool, SegmentSpool, SegmentWriter } from './segment-writer';
 
@@ -106,8 +110,12 @@ type IntentResolution = { kind: 'adopted' } | { kind: 'dropped' } | { kind: 'con
 /** One download pass under one claim. */
 class Pass {
   private offset: number;
-  /** Marker after the last page appended to the spool (or stored). */
+  /**
+   * Where the bytes after the spool start: read from `marker`, drop the first `skipBytes` (non-zero only
+   * after a page that came without a Marker).
+   */
   private marker: string;
+  private skipBytes: number;
   private bytesStored = 0;
   private objectsStored = 0;
   private bytesAdopted = 0;
@@ -120,9 +128,11 @@ class Pass {
     private readonly token: string,
     backedUpBytes: number,
     storedMarker: string | undefined,
+    storedSkipBytes: number | undefined,
   ) {
     this.offset = backedUpBytes;
     this.marker = storedMarker ?? FIRST_MARKER;
+    this.skipBytes = storedSkipBytes ?? 0;
     this.spool = deps.segments.openSpool();
   }
 
@@ -147,24 +157,47 @@ class Pass {
       if (budget.remainingMs() < config.safetyMarginMs) return 'time';
       const page = await reader.readPage(this.work.instance, this.work.file, this.marker);
       this.portionCalls += page.calls;
+      await this.take(page);
       if (page.data.length > 0) {
-        if (!page.marker) {
-          throw new Error(`RDS returned ${page.data.length} bytes without a Marker after ${this.marker}; cannot checkpoint`);
-        }
-        // Objects stay within the limit unless a single page exceeds it.
-        if (this.spool.bytes > 0 && this.spool.bytes + page.data.length > config.maxObjectBytes) await this.store();
-        await this.spool.append(page.data);
-        this.marker = page.marker;
         emptyPages = 0;
-      } else {
-        if (page.marker) this.marker = page.marker;
-        if (page.additionalDataPending && ++emptyPages > MAX_EMPTY_PAGES) {
-          throw new Error(`RDS returned ${emptyPages} empty pages in a row with AdditionalDataPending at ${this.marker}`);
-        }
+      } else if (page.additionalDataPending && ++emptyPages > MAX_EMPTY_PAGES) {
+        throw new Error(`RDS returned ${emptyPages} empty pages in a row with AdditionalDataPending at ${this.resumePoint()}`);
       }
       // Loop on AdditionalDataPending, never on the Marker: the last page can carry a non-empty Marker.
       if (!page.additionalDataPending) return 'end';
     }
+  }
+
+  /** Spools the page's bytes not stored yet and moves the resume point past the page. */
+  private async take(page: LogPage): Promise<void> {
+    if (!page.marker && page.data.length > 0 && page.additionalDataPending) {
+      // More pages follow, and nothing says where they start.
+      throw new Error(`RDS returned ${page.data.length} bytes without a Marker after ${this.resumePoint()} with more data pending; cannot continue`);
+    }
+    if (page.data.length < this.skipBytes && !page.additionalDataPending) {
+      throw new Error(
+        `re-reading from ${this.resumePoint()} RDS returned only ${page.data.length} bytes, ` +
+          `fewer than the ${this.skipBytes} already stored from that Marker; the file changed under its Marker`,
+      );
+    }
+    const fresh = page.data.subarray(Math.min(this.skipBytes, page.data.length));
+    if (fresh.length > 0) {
+      // Objects stay within the limit unless a single page exceeds it.
+      if (this.spool.bytes > 0 && this.spool.bytes + fresh.length > this.deps.config.maxObjectBytes) await this.store();
+      await this.spool.append(fresh);
+    }
+    if (page.marker) {
+      // A page shorter than the skip (a re-read cut at a truncated line) leaves the rest to skip after it.
+      this.marker = page.marker;
+      this.skipBytes -= page.data.length - fresh.length;
+    } else if (page.data.length > 0) {
+      // The last page came without a Marker: resume from the one before it, after the page's bytes.
+      this.skipBytes = page.data.length;
+    }
+  }
+
+  private resumePoint(): string {
+    return this.skipBytes > 0 ? `marker ${this.marker} + ${this.skipBytes} bytes` : `marker ${this.marker}`;
   }
 
   /**
@@ -193,6 +226,7 @@ class Pass {
     if (!(await ledger.checkpoint(this.work, this.token, intent, this.deps.now()))) throw new ClaimLostError(this.work);
     this.offset = intent.End;
     this.marker = intent.Marker;
+    this.skipBytes = intent.MarkerSkipBytes ?? 0;
     this.bytesAdopted += expectedBytes;
     logger.info('adopted the object a previous holder stored but did not checkpoint', { key, bytes: expectedBytes });
     return { kind: 'adopted' };
@@ -223,6 +257,7 @@ class Pass {
       End: this.offset + sealed.bytes,
       Sha256: sealed.sha256,
       Marker: this.marker,
+      ...(this.skipBytes > 0 ? { MarkerSkipBytes: this.skipBytes } : {}),
     };
     if (!(await ledger.recordIntent(this.work, this.token, segment))) throw new ClaimLostError(this.work);
     const key = segmentObjectKey(this.work.instance, this.work.file, segment.Start, segment.End);
@@ -273,7 +308,7 @@ class Pass {
     }
     const reason =
       `RDS lists ${current.Size} bytes but returns only ${this.offset} ` +
-      `(no more data after marker ${this.marker}); retried later`;
+      `(no more data after ${this.resumePoint()}); retried later`;
     logger.error('audit log file FAILED', { instance: this.work.instance, file: this.work.file, reason });
     const abandoned = await ledger.abandon(this.work, this.token, LedgerStatus.FAILED, reason, this.deps.now());
     return this.result(abandoned ? 'FAILED' : 'CLAIM_LOST');
@@ -339,7 +374,7 @@ export async function backUpLogFile(
   const claimed = await deps.ledger.claim(work, claimToken, deps.now());
   if (!claimed) return nothingToDo;
 
-  const pass = new Pass(deps, work, claimToken, claimed.BackedUpBytes, claimed.Marker);
+  const pass = new Pass(deps, work, claimToken, claimed.BackedUpBytes, claimed.Marker, claimed.MarkerSkipBytes);
   try {
     // Before any RDS call: an open intent decides where this pass starts.
     if (claimed.PendingSegment) {

@@ -89,6 +89,12 @@ function expectNumber(raw: Record<string, unknown>, attr: string): number {
   return value;
 }
 
+function expectByteCount(raw: Record<string, unknown>, attr: string): number {
+  const value = expectNumber(raw, attr);
+  if (!Number.isSafeInteger(value) || value < 0) throw new LedgerFormatError(`ledger attribute ${attr} is not a byte count`);
+  return value;
+}
+
 function optional<T>(raw: Record<string, unknown>, attr: string, read: (r: Record<string, unknown>, a: string) => T) {
   return raw[attr] === undefined ? undefined : read(raw, attr);
 }
@@ -113,7 +119,9 @@ function parseSegments(value: unknown): Segment[] {
 
 function parsePendingSegment(value: unknown): PendingSegment {
   const segment = parseSegment(value, LEDGER_ATTR.pendingSegment);
-  return { ...segment, Marker: expectString(value as Record<string, unknown>, 'Marker') };
+  const raw = value as Record<string, unknown>;
+  const skip = optional(raw, LEDGER_ATTR.markerSkipBytes, expectByteCount);
+  return { ...segment, Marker: expectString(raw, 'Marker'), ...(skip === undefined ? {} : { MarkerSkipBytes: skip }) };
 }
 
 function parseSizeHistory(value: unknown): SizeObservation[] {
@@ -138,6 +146,7 @@ export function toLedgerItem(raw: Record<string, unknown>): LedgerItem {
     BackedUpBytes: expectNumber(raw, LEDGER_ATTR.backedUpBytes),
     LastBackup: optional(raw, LEDGER_ATTR.lastBackup, expectNumber),
     Marker: optional(raw, LEDGER_ATTR.marker, expectString),
+    MarkerSkipBytes: optional(raw, LEDGER_ATTR.markerSkipBytes, expectByteCount),
     Attempts: optional(raw, LEDGER_ATTR.attempts, expectNumber),
     LastError: optional(raw, LEDGER_ATTR.lastError, expectString),
     Segments: raw[LEDGER_ATTR.segments] === undefined ? undefined : parseSegments(raw[LEDGER_ATTR.segments]),
@@ -194,7 +203,9 @@ function claimHeld(e: Expression, token: string): string[] {
 
 /** Only the contract's fields: nothing else the caller's object carries ends up in the item. */
 function pendingSegmentValue(segment: PendingSegment): PendingSegment {
-  return { Start: segment.Start, End: segment.End, Sha256: segment.Sha256, Marker: segment.Marker };
+  const value: PendingSegment = { Start: segment.Start, End: segment.End, Sha256: segment.Sha256, Marker: segment.Marker };
+  if (segment.MarkerSkipBytes) value.MarkerSkipBytes = segment.MarkerSkipBytes;
+  return value;
 }
 
 /** Last error texts are for humans; keep items far below DynamoDB's 400 KB limit. */
@@ -377,7 +388,8 @@ export class Ledger {
   /**
    * Phase two: the intended object is stored. Records it as the next segment and closes the intent in
    * one write, only while the claim holds and only if it extends exactly the bytes already recorded
-   * (BackedUpBytes = Start), so segments stay contiguous and are recorded once.
+   * (BackedUpBytes = Start), so segments stay contiguous and are recorded once. The resume point
+   * becomes the segment's Marker plus its MarkerSkipBytes (removed when there is none).
    */
   async checkpoint(work: LedgerKey, token: string, stored: PendingSegment, now: number): Promise<boolean> {
     const e = new Expression();
@@ -391,12 +403,15 @@ export class Ledger {
       e.assign(LEDGER_ATTR.attempts, 0),
       `${segments} = list_append(if_not_exists(${segments}, ${e.value([])}), ${e.value([segment])})`,
     ];
+    const remove = [pending];
+    if (stored.MarkerSkipBytes) set.push(e.assign(LEDGER_ATTR.markerSkipBytes, stored.MarkerSkipBytes));
+    else remove.push(e.name(LEDGER_ATTR.markerSkipBytes));
     const condition = [
       ...claimHeld(e, token),
       e.equals(LEDGER_ATTR.backedUpBytes, stored.Start),
       `attribute_exists(${pending})`,
     ].join(' AND ');
-    return this.update(work, e, set, [pending], condition);
+    return this.update(work, e, set, remove, condition);
   }
 
   /** The intended object was never stored: close the intent so its bytes are read again. */
