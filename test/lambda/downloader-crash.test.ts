@@ -32,7 +32,7 @@ import {
   s3,
   table,
 } from './support/downloader-world';
-import { ledgerDocumentClient, rdsClient } from '../../lambda/shared/clients';
+import { runDetector } from './support/run-detector';
 import { CONFIG_DEFAULTS } from '../../lambda/shared/config';
 import {
   LEDGER_ATTR,
@@ -42,14 +42,10 @@ import {
   logFilePrefix,
   segmentObjectKey,
 } from '../../lambda/shared/contract';
-import { detectChanges } from '../../lambda/shared/detect';
 import type { DownloadResult } from '../../lambda/shared/download';
-import { Ledger } from '../../lambda/shared/ledger';
-import { logger } from '../../lambda/shared/powertools';
-import { RdsLogReader } from '../../lambda/shared/rds-log-reader';
 import type { Item } from './support/fake-dynamodb';
 import { auditLines } from './support/fake-rds';
-import { LEDGER_TABLE, sha256Base64 } from './support/lambda-harness';
+import { sha256Base64 } from './support/lambda-harness';
 
 const PLENTY_MS = 900_000;
 const GROWTH = auditLines(15, 1000);
@@ -62,7 +58,7 @@ class SimulatedCrash extends Error {
 }
 
 type CrashPoint = 'before intent' | 'after intent' | 'during PUT' | 'after PUT' | 'after checkpoint';
-type StoreTrigger = 'MAX_OBJECT_BYTES' | 'time nearly up' | 'end of data';
+type StoreTrigger = 'MAX_OBJECT_BYTES' | 'time nearly up' | 'end of data' | 'end of data, last page without a Marker';
 
 /** Which ledger write an UpdateCommand is, told apart by its expression (test-only classification). */
 function ledgerWrite(input: UpdateCommandInput): 'intent' | 'checkpoint' | 'other' {
@@ -115,24 +111,6 @@ class CrashInjector {
   }
 }
 
-/** The detector as the schedule runs it, `aheadMs` in the future (e.g. past the stale-claim age). */
-async function runDetector(aheadMs: number): Promise<void> {
-  await detectChanges(
-    {
-      reader: new RdsLogReader(rdsClient()),
-      ledger: new Ledger(ledgerDocumentClient(), LEDGER_TABLE),
-      config: {
-        ledgerTableName: LEDGER_TABLE,
-        staleClaimMs: CONFIG_DEFAULTS.staleClaimMs,
-        failedRetryBackoffMs: CONFIG_DEFAULTS.failedRetryBackoffMs,
-      },
-      logger,
-      now: () => Date.now() + aheadMs,
-    },
-    { DBInstanceIdentifier: INSTANCE, ScannedAt: Date.now() },
-  );
-}
-
 /** Delivers every new transition into PENDING with plenty of time until the item settles. */
 async function resumeUntilSettled(fromChange: number): Promise<void> {
   let from = fromChange;
@@ -158,7 +136,15 @@ function expectExactlyOnce(content: string): void {
   expect(bucket.overwrites).toEqual([]);
 }
 
-const SCENARIOS: Record<StoreTrigger, { content: string; remainingMs: () => number; check: () => void }> = {
+interface Scenario {
+  content: string;
+  remainingMs: () => number;
+  check: () => void;
+  /** RDS omits the Marker on the last page: the object's checkpoint is the Marker before it plus a skip. */
+  noFinalMarker?: boolean;
+}
+
+const SCENARIOS: Record<StoreTrigger, Scenario> = {
   // 100 lines are ~10 KB: the first object is stored mid-download when the spool would pass 4 KB.
   'MAX_OBJECT_BYTES': { content: auditLines(100), remainingMs: () => PLENTY_MS, check: () => undefined },
   // Three 1 KB pages, then the budget says stop: the spool is stored by the hand-off.
@@ -172,6 +158,13 @@ const SCENARIOS: Record<StoreTrigger, { content: string; remainingMs: () => numb
     content: auditLines(30),
     remainingMs: () => PLENTY_MS,
     check: () => expect(fakeRds.downloads.at(-1)?.Marker).toBeDefined(),
+  },
+  // The same, but the last page comes without a Marker (every pass, the resumed ones too).
+  'end of data, last page without a Marker': {
+    content: auditLines(30),
+    remainingMs: () => PLENTY_MS,
+    check: () => expect(fakeRds.downloads.length).toBeGreaterThan(1),
+    noFinalMarker: true,
   },
 };
 
@@ -209,7 +202,8 @@ test('every PUT is announced on the ledger first (its key, size and SHA-256) and
 
 describe.each(Object.keys(SCENARIOS) as StoreTrigger[])('spool stored at %s', (trigger) => {
   test.each(CRASH_POINTS)('a crash %s loses, duplicates and re-reads nothing; the next invocation completes', async (point) => {
-    const { content, remainingMs, check } = SCENARIOS[trigger];
+    const { content, remainingMs, check, noFinalMarker } = SCENARIOS[trigger];
+    if (noFinalMarker) fakeRds.nonEmptyFinalMarker = false;
     newFile(content);
     const crash = new CrashInjector(point);
 
@@ -221,6 +215,9 @@ describe.each(Object.keys(SCENARIOS) as StoreTrigger[])('spool stored at %s', (t
     const intent = left.PendingSegment;
     const intentOpen = point === 'after intent' || point === 'during PUT' || point === 'after PUT';
     expect(intent !== undefined).toBe(intentOpen);
+    // The object ends with the marker-less page: its intent (and checkpoint) carry the skip.
+    if (noFinalMarker && intent) expect(intent.MarkerSkipBytes).toBe(intent.End - (fakeRds.servedRanges.at(-1)?.from ?? -1));
+    if (noFinalMarker && point === 'after checkpoint') expect(left.MarkerSkipBytes).toBeGreaterThan(0);
 
     // The file grows while the item waits, so a naive resume would store a longer, overlapping object.
     fakeRds.appendFile(INSTANCE, FILE, GROWTH, 1_700_000_200_000);
@@ -237,9 +234,12 @@ describe.each(Object.keys(SCENARIOS) as StoreTrigger[])('spool stored at %s', (t
 
     expectExactlyOnce(content + GROWTH);
     // Where the next invocation started reading: after the stored object when it was adopted,
-    // otherwise at the checkpoint the dead one left. Nothing before that is read again.
+    // otherwise at the checkpoint the dead one left (less a skip: the marker-less page is read again,
+    // its stored bytes dropped). Nothing before that is read again.
     const adopted = point === 'after PUT';
-    const resumeAt = adopted ? (intent?.End ?? -1) : left.BackedUpBytes;
+    const resumeAt = adopted
+      ? (intent?.End ?? -1) - (intent?.MarkerSkipBytes ?? 0)
+      : left.BackedUpBytes - (left.MarkerSkipBytes ?? 0);
     const reRead = fakeRds.servedRanges.slice(served);
     expect(reRead[0].from).toBe(resumeAt);
     for (let i = 1; i < reRead.length; i++) expect(reRead[i].from).toBe(reRead[i - 1].to);
@@ -292,6 +292,30 @@ test('adopting issues no DownloadDBLogFilePortion for the adopted range and coun
   expect(results).toEqual([
     expect.objectContaining({ outcome: 'DONE', bytesStored: 0, objectsStored: 0, bytesAdopted: intent.End - intent.Start }),
   ]);
+});
+
+test('adopting an object whose checkpoint carries a skip restores it: the page is re-read, its bytes dropped', async () => {
+  fakeRds.nonEmptyFinalMarker = false;
+  const content = auditLines(30);
+  newFile(content);
+  const crash = new CrashInjector('after PUT');
+  await expect(deliver(0)).rejects.toThrow();
+  const intent = crash.buryTheDead().PendingSegment;
+  if (!intent?.MarkerSkipBytes) throw new Error('no intent with a skip left');
+  const beforeDetector = table.changes.length;
+  await runDetector(CONFIG_DEFAULTS.staleClaimMs + 1);
+  rds.resetHistory();
+  const putsBefore = bucket.puts;
+
+  await deliver(beforeDetector);
+
+  // One call, from the Marker before the marker-less page; all of its bytes were already stored.
+  expect(rds).toHaveReceivedCommandTimes(DownloadDBLogFilePortionCommand, 1);
+  expect(rds).toHaveReceivedCommandWith(DownloadDBLogFilePortionCommand, { Marker: intent.Marker });
+  expect(fakeRds.servedRanges.at(-1)).toEqual({ file: FILE, from: intent.End - intent.MarkerSkipBytes, to: intent.End });
+  expect(bucket.puts).toBe(putsBefore);
+  expect(ledgerItem()).toMatchObject({ Marker: intent.Marker, MarkerSkipBytes: intent.MarkerSkipBytes });
+  expectExactlyOnce(content);
 });
 
 test('a PUT that S3 stored but answered with an error: FAILED keeps the intent, the re-drive adopts the object', async () => {

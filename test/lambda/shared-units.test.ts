@@ -76,4 +76,21 @@ describe('ledger item validation', () => {
       expect(() => toLedgerItem({ ...raw, PendingSegment: bad })).toThrow(LedgerFormatError);
     }
   });
+
+  test('MarkerSkipBytes is read on the item and on an intent, absent when not set', () => {
+    const intent = { Start: 100, End: 300, Sha256: 'abc=', Marker: '4:200', MarkerSkipBytes: 100 };
+    const item = toLedgerItem({ ...raw, Marker: '3:40', MarkerSkipBytes: 60, PendingSegment: intent });
+    expect(item).toMatchObject({ Marker: '3:40', MarkerSkipBytes: 60, PendingSegment: intent });
+    const plain = toLedgerItem({ ...raw, PendingSegment: { Start: 100, End: 300, Sha256: 'abc=', Marker: '4:300' } });
+    expect(plain.MarkerSkipBytes).toBeUndefined();
+    expect(plain.PendingSegment).not.toHaveProperty('MarkerSkipBytes');
+  });
+
+  test('a MarkerSkipBytes that is not a byte count is an error', () => {
+    for (const bad of [-1, 1.5, '60']) {
+      expect(() => toLedgerItem({ ...raw, Marker: '3:40', MarkerSkipBytes: bad })).toThrow(LedgerFormatError);
+      const intent = { Start: 100, End: 300, Sha256: 'abc=', Marker: '4:200', MarkerSkipBytes: bad };
+      expect(() => toLedgerItem({ ...raw, PendingSegment: intent })).toThrow(LedgerFormatError);
+    }
+  });
 });

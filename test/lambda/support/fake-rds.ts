@@ -1,7 +1,7 @@
 /**
  * In-memory RDS log APIs with the behaviours that bite (FIELD-NOTES): paged DescribeDBLogFiles,
  * DownloadDBLogFilePortion pages of whole lines up to a byte limit, opaque `n:offset` markers, a
- * non-empty Marker on the final page, NumberOfLines, the truncation text for a line cut at the limit,
+ * non-empty Marker on the final page (or, as a fault, none), NumberOfLines, the truncation text for a line cut at the limit,
  * and DBInstanceNotFound / DBLogFileNotFoundFault.
  */
 import {
@@ -31,6 +31,8 @@ export interface FakeRdsOptions {
    * (otherwise a page ends at the last whole line and only a line longer than a page is cut).
    */
   cutStraddlingLine?: boolean;
+  /** RDS puts a Marker on the final page too (default); false omits it there, as RDS may not promise. */
+  nonEmptyFinalMarker?: boolean;
 }
 
 export class FakeRds {
@@ -43,11 +45,13 @@ export class FakeRds {
   pageLimit: number;
   describePageSize: number;
   cutStraddlingLine: boolean;
+  nonEmptyFinalMarker: boolean;
 
   constructor(options: FakeRdsOptions = {}) {
     this.pageLimit = options.pageLimit ?? 1024;
     this.describePageSize = options.describePageSize ?? 100;
     this.cutStraddlingLine = options.cutStraddlingLine ?? false;
+    this.nonEmptyFinalMarker = options.nonEmptyFinalMarker ?? true;
   }
 
   addInstance(instance: string): void {
@@ -139,11 +143,12 @@ export class FakeRds {
       break;
     }
     if (!truncated) this.servedRanges.push({ file: input.LogFileName ?? '', from: start, to: offset });
+    const pending = offset < file.content.length;
     return {
       LogFileData: Buffer.concat(lines).toString('utf8'),
-      // Like RDS, the final page still carries a Marker.
-      Marker: `${++this.markerSequence}:${offset}`,
-      AdditionalDataPending: offset < file.content.length,
+      // Like RDS, the final page still carries a Marker (unless the fault is on).
+      Marker: pending || this.nonEmptyFinalMarker ? `${++this.markerSequence}:${offset}` : undefined,
+      AdditionalDataPending: pending,
     };
   }
 }
