@@ -94,6 +94,9 @@ export async function restoreLogFile(
   sink: NodeJS.WritableStream,
 ): Promise<RestoreResult> {
   const { objects, item } = await plan(source, instance, file);
+  // A sink that fails (disk full, closed pipe) ends the restore; the listener stays for late errors.
+  const sinkFailure = new Promise<never>((_, reject) => sink.on('error', reject));
+  sinkFailure.catch(() => undefined);
   const whole = createHash('sha256');
   let bytes = 0;
   for (const object of objects) {
@@ -105,7 +108,7 @@ export async function restoreLogFile(
       hash.update(data);
       whole.update(data);
       objectBytes += data.length;
-      if (!sink.write(data)) await once(sink, 'drain');
+      if (!sink.write(data)) await Promise.race([once(sink, 'drain'), sinkFailure]);
     }
     const digest = hash.digest('base64');
     const expectedBytes = object.end - object.start;

@@ -119,7 +119,11 @@ export async function runRestore(
       io.stderr.write(summary(result, out));
       return EXIT.ok;
     } catch (error) {
+      // A write still in flight fails once the stream is destroyed: expected, and not the story.
+      sink.on('error', () => undefined);
+      const closed = sink.closed ? Promise.resolve() : new Promise<void>((resolve) => sink.once('close', () => resolve()));
       sink.destroy();
+      await closed;
       await rm(partial, { force: true });
       if (error instanceof RestoreError) {
         io.stderr.write(`restore: FAILED: ${error.message}\nrestore: nothing written to ${out}\n`);

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DescribeDBClusterParametersCommand,
@@ -230,6 +230,21 @@ describe('npm run restore', () => {
     expect(code).toBe(1);
     expect(stderr).toMatch(/bytes \d+-\d+ are in no object \(gap before /);
     expect(readdirSync(work)).toEqual([]);
+  });
+
+  test('an output that fails (a closed pipe) ends the restore with exit 2 instead of hanging', async () => {
+    const brokenPipe = new Writable({
+      highWaterMark: 16,
+      write: (_chunk, _encoding, callback) => callback(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })),
+    });
+    const stderr = new PassThrough();
+    const err: Buffer[] = [];
+    stderr.on('data', (chunk: Buffer) => err.push(chunk));
+
+    const code = await runRestore(args('-'), { stdout: brokenPipe, stderr, env: {} }, clients);
+
+    expect(code).toBe(2);
+    expect(Buffer.concat(err).toString()).toContain('write EPIPE');
   });
 
   test('an existing output is not replaced without --force', async () => {
