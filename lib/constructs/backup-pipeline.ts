@@ -65,7 +65,7 @@ export const PIPELINE_SERVICE_NAMES = {
   scanner: 'audit-log-scanner',
   detector: 'audit-log-detector',
   downloader: 'audit-log-downloader',
-  /** The scheduled completeness verifier (its function is added with the verifier). */
+  /** The scheduled completeness verifier, which also re-drives stuck items. */
   reconciler: 'audit-log-reconciler',
 } as const;
 
@@ -81,9 +81,20 @@ export const METRIC_SOURCES: MetricSources = {
   portionCalls: [PIPELINE_SERVICE_NAMES.downloader],
   instancesScanned: [PIPELINE_SERVICE_NAMES.scanner],
   backupLagSeconds: [PIPELINE_SERVICE_NAMES.detector],
-  throttleRetries: [PIPELINE_SERVICE_NAMES.scanner, PIPELINE_SERVICE_NAMES.detector, PIPELINE_SERVICE_NAMES.downloader],
+  throttleRetries: [
+    PIPELINE_SERVICE_NAMES.scanner,
+    PIPELINE_SERVICE_NAMES.detector,
+    PIPELINE_SERVICE_NAMES.downloader,
+    PIPELINE_SERVICE_NAMES.reconciler,
+  ],
   verifierFindings: [PIPELINE_SERVICE_NAMES.reconciler],
 };
+
+/**
+ * How often the reconciler verifies the whole backup and re-drives stuck items. Its work grows with the
+ * number of stored objects (a HEAD each), so it runs far less often than the scan.
+ */
+export const DEFAULT_RECONCILE_RATE = Duration.hours(1);
 
 /** Default of BackupPipelineProps.backupLagAlarmThreshold. */
 export const DEFAULT_BACKUP_LAG_ALARM_THRESHOLD = Duration.hours(2);
@@ -106,13 +117,16 @@ const MAX_OBJECT_SIZE = Size.mebibytes(256);
 const DOWNLOADER_EPHEMERAL_STORAGE = Size.gibibytes(2);
 
 /**
- * Ledger actions each function calls; nothing broader (no Scan, no deletes, no batch or transactional
- * writes). The detector lists an instance's items, creates PENDING items and updates them; the
- * downloader only reads and conditionally updates the item it works on (claim, checkpoint, done, release).
+ * Ledger actions each function calls; nothing broader (no deletes, no batch or transactional writes).
+ * The detector lists an instance's items, creates PENDING items and updates them; the downloader only
+ * reads and conditionally updates the item it works on (claim, checkpoint, done, release); the reconciler
+ * alone reads the whole table and never creates items.
  */
 const LEDGER_ACTIONS = {
   detector: ['dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
   downloader: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+  /** Reads every item (Scan, or Query per instance) and re-drives stuck ones with conditional updates. */
+  reconciler: ['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
 } as const;
 /** What the Powertools DynamoDB persistence layer calls. */
 const IDEMPOTENCY_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'];
@@ -131,13 +145,18 @@ export class BackupPipeline extends Construct {
   public readonly idempotencyTable: dynamodb.Table;
   public readonly scanQueue: sqs.Queue;
   public readonly scanDeadLetterQueue: sqs.Queue;
-  /** Scan runs that never completed: failed Scheduler deliveries and scanner invocations out of retries. */
+  /**
+   * Scheduled runs that never completed: failed Scheduler deliveries, and scanner or reconciler
+   * invocations out of retries.
+   */
   public readonly scanRunDeadLetterQueue: sqs.Queue;
   public readonly downloaderFailureQueue: sqs.Queue;
   public readonly scanner: HouseFunction;
   public readonly detector: HouseFunction;
   public readonly downloader: HouseFunction;
+  public readonly reconciler: HouseFunction;
   public readonly schedule: scheduler.Schedule;
+  public readonly reconcileSchedule: scheduler.Schedule;
   public readonly scheduleGroup: scheduler.ScheduleGroup;
   /** Every alarm; each notifies `alarmTopic`. */
   public readonly alarms: cloudwatch.Alarm[];
@@ -201,6 +220,8 @@ export class BackupPipeline extends Construct {
     const scannerTimeout = Duration.minutes(1);
     const detectorTimeout = Duration.minutes(2);
     const downloaderTimeout = Duration.minutes(10);
+    const reconcilerTimeout = Duration.minutes(10);
+    const staleClaimMs = String(downloaderTimeout.toMilliseconds() * STALE_CLAIM_DOWNLOADER_TIMEOUTS);
 
     const scanDeadLetterQueue = secureQueue(this, 'ScanDeadLetterQueue', { retentionPeriod: Duration.days(14) });
     const scanQueue = secureQueue(this, 'ScanQueue', {
@@ -230,7 +251,7 @@ export class BackupPipeline extends Construct {
       timeout: detectorTimeout,
       environment: {
         [ENV.ledgerTable]: ledgerTable.tableName,
-        [ENV.staleClaimMs]: String(downloaderTimeout.toMilliseconds() * STALE_CLAIM_DOWNLOADER_TIMEOUTS),
+        [ENV.staleClaimMs]: staleClaimMs,
       },
     });
 
@@ -255,6 +276,23 @@ export class BackupPipeline extends Construct {
       },
     });
 
+    const reconciler = new HouseFunction(this, 'Reconciler', {
+      ...functionDefaults,
+      entry: path.join(LAMBDA_ROOT, 'reconciler', 'index.ts'),
+      serviceName: PIPELINE_SERVICE_NAMES.reconciler,
+      description: 'Verifies ledger, S3 objects and checksums against RDS listings; re-drives stuck items',
+      timeout: reconcilerTimeout,
+      memorySize: 512,
+      environment: {
+        [ENV.ledgerTable]: ledgerTable.tableName,
+        [ENV.bucket]: bucket.bucketName,
+        [ENV.includeInstances]: (props.includeInstances ?? []).join(','),
+        [ENV.excludeInstances]: (props.excludeInstances ?? []).join(','),
+        // The same staleness the detector applies to claims: both judge the same items.
+        [ENV.staleClaimMs]: staleClaimMs,
+      },
+    });
+
     // ---- Wiring --------------------------------------------------------------------------------------
 
     const scanRunDeadLetterQueue = secureQueue(this, 'ScanRunDeadLetterQueue', {
@@ -264,14 +302,14 @@ export class BackupPipeline extends Construct {
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
         conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
       }),
-      description: 'Lets EventBridge Scheduler invoke the audit-log scanner',
+      description: 'Lets EventBridge Scheduler invoke the audit-log scanner and reconciler',
     });
     // A scan that starts after the next one is due only duplicates work (Scheduler allows 1 min to 24 h;
     // Lambda's async queue at most 6 h).
     const scanMaxAge = (limit: Duration): Duration =>
       Duration.seconds(Math.min(Math.max(scheduleRate.toSeconds(), 60), limit.toSeconds()));
     // A group of its own: AWS/Scheduler publishes metrics per schedule group, so the scheduler alarm
-    // sees this schedule alone rather than everything in the account's default group.
+    // sees the pipeline's two schedules alone rather than everything in the account's default group.
     const scheduleGroup = new scheduler.ScheduleGroup(this, 'ScanScheduleGroup', {
       removalPolicy: RemovalPolicy.DESTROY,
     });
@@ -291,6 +329,26 @@ export class BackupPipeline extends Construct {
     scanner.configureAsyncInvoke({
       retryAttempts: 2,
       maxEventAge: scanMaxAge(Duration.hours(6)),
+      onFailure: new SqsDestination(scanRunDeadLetterQueue),
+    });
+
+    // The reconciler the same way, in the same group and queue: a verification that never ran is as
+    // much a failed scheduled run as a scan that never ran. A run older than the rate is superseded by
+    // the next one; a failed run is retried once (each run re-reads everything, so a retry is harmless).
+    const reconcileSchedule = new scheduler.Schedule(this, 'ReconcileSchedule', {
+      description: 'Starts a completeness verification and re-drive of stuck ledger items',
+      scheduleGroup,
+      schedule: scheduler.ScheduleExpression.rate(DEFAULT_RECONCILE_RATE),
+      target: new schedulerTargets.LambdaInvoke(reconciler, {
+        role: scheduleRole,
+        deadLetterQueue: scanRunDeadLetterQueue,
+        retryAttempts: 3,
+        maxEventAge: DEFAULT_RECONCILE_RATE,
+      }),
+    });
+    reconciler.configureAsyncInvoke({
+      retryAttempts: 1,
+      maxEventAge: DEFAULT_RECONCILE_RATE,
       onFailure: new SqsDestination(scanRunDeadLetterQueue),
     });
 
@@ -375,10 +433,12 @@ export class BackupPipeline extends Construct {
         conditions: { StringLike: { 's3:prefix': [`${LOG_OBJECT_PREFIX}*`] } },
       }),
     );
-    // A single PutObject under SSE-KMS needs a data key and nothing else from the key.
+    // A single PutObject under SSE-KMS needs a data key; the HEAD above asks for the stored checksum
+    // (ChecksumMode), which S3 returns for a KMS-encrypted object only to a caller allowed kms:Decrypt.
     downloader.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['kms:GenerateDataKey'], resources: [bucketKey.keyArn] }),
     );
+    downloader.addToRolePolicy(decryptThroughS3(stack, bucketKey));
     downloader.addToRolePolicy(
       new iam.PolicyStatement({ actions: [...LEDGER_ACTIONS.downloader], resources: [ledgerTable.tableArn] }),
     );
@@ -386,10 +446,40 @@ export class BackupPipeline extends Construct {
       new iam.PolicyStatement({ actions: IDEMPOTENCY_ACTIONS, resources: [idempotencyTable.tableArn] }),
     );
 
-    Validations.of(scheduleRole).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${stack.getLogicalId(scanner.node.defaultChild as lambda.CfnFunction)}.Arn>:*]`,
-      reason: "CDK's grantInvoke adds the scanner's versions and aliases (`<scanner ARN>:*`): the one function only.",
-    });
+    // The reconciler discovers instances like the scanner, lists their files like the detector, and reads
+    // object metadata (HEAD with checksum) under logs/: it never reads object bodies or writes to S3.
+    // GetObject covers HeadObject; ListBucket makes a missing object a 404 rather than a 403.
+    reconciler.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['rds:DescribeDBInstances', 'rds:DescribeDBLogFiles'], resources: [anyDbInstance] }),
+    );
+    reconciler.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['rds:DescribeDBClusters'], resources: [rdsWildcardArn(stack, 'cluster')] }),
+    );
+    reconciler.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['rds:DescribeDBClusterParameters'], resources: [rdsWildcardArn(stack, 'cluster-pg')] }),
+    );
+    reconciler.addToRolePolicy(
+      new iam.PolicyStatement({ actions: [...LEDGER_ACTIONS.reconciler], resources: [ledgerTable.tableArn] }),
+    );
+    reconciler.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [bucket.arnForObjects(`${LOG_OBJECT_PREFIX}*`)] }),
+    );
+    reconciler.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': [`${LOG_OBJECT_PREFIX}*`] } },
+      }),
+    );
+    // The checksum a HEAD returns for a KMS-encrypted object needs kms:Decrypt (see the downloader).
+    reconciler.addToRolePolicy(decryptThroughS3(stack, bucketKey));
+
+    for (const [name, fn] of [['scanner', scanner], ['reconciler', reconciler]] as const) {
+      Validations.of(scheduleRole).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${stack.getLogicalId(fn.node.defaultChild as lambda.CfnFunction)}.Arn>:*]`,
+        reason: `CDK's grantInvoke adds the ${name}'s versions and aliases (\`<${name} ARN>:*\`): that one function only.`,
+      });
+    }
     Validations.of(downloader.executionRole).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason: 'dynamodb:ListStreams (added by the ledger stream event source) does not support resource-level permissions; every other stream action is scoped to the ledger stream ARN.',
@@ -397,10 +487,10 @@ export class BackupPipeline extends Construct {
     for (const queue of [scanRunDeadLetterQueue, downloaderFailureQueue]) {
       Validations.of(queue).acknowledge({
         id: 'AwsSolutions-SQS3',
-        reason: 'This queue is itself a dead-letter destination (Scheduler target DLQ and scanner async on-failure destination / stream event source on-failure destination), which cdk-nag only recognises for SQS redrive policies.',
+        reason: 'This queue is itself a dead-letter destination (Scheduler target DLQ and scanner/reconciler async on-failure destination / stream event source on-failure destination), which cdk-nag only recognises for SQS redrive policies.',
       });
     }
-    for (const fn of [scanner, detector, downloader]) {
+    for (const fn of [scanner, detector, downloader, reconciler]) {
       Validations.of(fn).acknowledge({
         id: 'AwsSolutions-L1',
         reason: 'Node.js 22 is the runtime the design fixes and the handlers and their pinned dependencies are tested on; moving to a newer runtime is a deliberate, tested change.',
@@ -410,6 +500,11 @@ export class BackupPipeline extends Construct {
     acknowledgeRdsWildcards(scanner, ['db', 'cluster', 'cluster-pg']);
     acknowledgeRdsWildcards(detector, ['db']);
     acknowledgeRdsWildcards(downloader, ['db']);
+    acknowledgeRdsWildcards(reconciler, ['db', 'cluster', 'cluster-pg']);
+    Validations.of(reconciler.executionRole).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${stack.getLogicalId(bucket.node.defaultChild as s3.CfnBucket)}.Arn>/${LOG_OBJECT_PREFIX}*]`,
+      reason: `The reconciler checks every stored object's checksum (HeadObject; GetObject is its permission) under ${LOG_OBJECT_PREFIX}, whose keys are known only at run time; it never reads bodies or writes.`,
+    });
     Validations.of(downloader.executionRole).acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${stack.getLogicalId(bucket.node.defaultChild as s3.CfnBucket)}.Arn>/${LOG_OBJECT_PREFIX}*]`,
       reason: `Object keys are ${LOG_OBJECT_PREFIX}{instance}/{file}/{start}-{end}, known only at run time; the grant is PutObject under the ${LOG_OBJECT_PREFIX} prefix only.`,
@@ -418,7 +513,7 @@ export class BackupPipeline extends Construct {
     // ---- Monitoring ----------------------------------------------------------------------------------
 
     const monitoring = new PipelineMonitoring(this, 'Monitoring', {
-      functions: { scanner, detector, downloader },
+      functions: { scanner, detector, downloader, reconciler },
       deadLetterQueues: [
         {
           queue: scanDeadLetterQueue,
@@ -428,7 +523,7 @@ export class BackupPipeline extends Construct {
         {
           queue: scanRunDeadLetterQueue,
           name: 'ScanRunDeadLetterQueue',
-          meaning: 'scan runs that never completed (Scheduler could not deliver, or the scanner failed after retries). See the scanner logs.',
+          meaning: 'scheduled scans or verifications that never completed (Scheduler could not deliver, or the scanner or reconciler failed after retries). The message names the schedule or function; see its logs.',
         },
         {
           queue: downloaderFailureQueue,
@@ -459,7 +554,9 @@ export class BackupPipeline extends Construct {
     this.scanner = scanner;
     this.detector = detector;
     this.downloader = downloader;
+    this.reconciler = reconciler;
     this.schedule = schedule;
+    this.reconcileSchedule = reconcileSchedule;
     this.scheduleGroup = scheduleGroup;
     this.alarms = monitoring.alarms;
     this.alarmTopic = monitoring.topic;
@@ -478,8 +575,8 @@ function secureQueue(scope: Construct, id: string, props: sqs.QueueProps): sqs.Q
 
 const RDS_WILDCARD_REASONS = {
   db: 'RDS log APIs act on any audit-enabled instance discovered at run time (none is known at deploy time); scoped to DB instances in this account and region.',
-  cluster: 'The scanner reads the cluster of every Aurora instance it discovers at run time; scoped to DB clusters in this account and region.',
-  'cluster-pg': "The scanner reads each discovered cluster's parameter group (server_audit_logging) at run time; scoped to cluster parameter groups in this account and region.",
+  cluster: 'Instance discovery (scanner, reconciler) reads the cluster of every Aurora instance it finds at run time; scoped to DB clusters in this account and region.',
+  'cluster-pg': "Instance discovery (scanner, reconciler) reads each discovered cluster's parameter group (server_audit_logging) at run time; scoped to cluster parameter groups in this account and region.",
 } as const;
 /** RDS resource types (service authorization reference) the pipeline's RDS actions are scoped to. */
 type RdsResourceType = keyof typeof RDS_WILDCARD_REASONS;
@@ -492,6 +589,19 @@ function acknowledgeRdsWildcards(fn: HouseFunction, resourceTypes: RdsResourceTy
       reason: RDS_WILDCARD_REASONS[resourceType],
     });
   }
+}
+
+/**
+ * kms:Decrypt with the bucket key, only in requests S3 makes on the caller's behalf: S3 returns the
+ * stored checksum of a KMS-encrypted object (HeadObject/GetObject with ChecksumMode) only to a caller
+ * allowed to decrypt with its key.
+ */
+function decryptThroughS3(stack: Stack, key: kms.IKey): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    actions: ['kms:Decrypt'],
+    resources: [key.keyArn],
+    conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.${stack.urlSuffix}` } },
+  });
 }
 
 /** Every resource of one RDS type in the stack's account and region, e.g. `arn:aws:rds:eu-west-1:123456789012:db:*`. */

@@ -37,9 +37,9 @@ export interface PipelineMonitoringProps {
   readonly workQueue: sqs.IQueue;
   /** The function consuming the ledger stream (IteratorAge). */
   readonly streamConsumer: lambda.IFunction;
-  /** The schedule group holding only the pipeline's schedule (AWS/Scheduler metrics are per group). */
+  /** The schedule group holding only the pipeline's schedules (AWS/Scheduler metrics are per group). */
   readonly scheduleGroup: scheduler.IScheduleGroup;
-  /** The function the schedule invokes, and how often: no invocation for two periods raises an alarm. */
+  /** The scanner and its schedule rate: no invocation for two periods raises an alarm. */
   readonly scheduledFunction: lambda.IFunction;
   readonly scheduleRate: Duration;
   readonly metricSources: MetricSources;
@@ -204,7 +204,7 @@ export class PipelineMonitoring extends Construct {
       'ScheduleFailuresAlarm',
       {
         alarmDescription:
-          'EventBridge Scheduler could not invoke the scanner (target errors, invocations dropped after retries, or failed dead-letter deliveries).',
+          'EventBridge Scheduler could not invoke the scanner or the reconciler (target errors, invocations dropped after retries, or failed dead-letter deliveries).',
         metric: new cloudwatch.MathExpression({
           label: 'Scheduler failures',
           expression: 'FILL(targetErrors, 0) + FILL(dropped, 0) + FILL(failedToDeadLetter, 0)',

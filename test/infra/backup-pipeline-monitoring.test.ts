@@ -19,6 +19,7 @@ const [topicId] = onlyResource(template, 'AWS::SNS::Topic');
 const [scannerId] = pipelineFunction(template, 'scanner');
 const [detectorId] = pipelineFunction(template, 'detector');
 const [downloaderId] = pipelineFunction(template, 'downloader');
+const [reconcilerId] = pipelineFunction(template, 'reconciler');
 const [scheduleGroupId, scheduleGroup] = onlyResource(template, 'AWS::Scheduler::ScheduleGroup');
 const scheduleGroupName = scheduleGroup.Properties!.Name as string;
 
@@ -87,8 +88,9 @@ describe('alarm topic', () => {
 
 describe('alarms', () => {
   test('there are exactly the documented alarms, and every one notifies the topic', () => {
-    // 3 dead-letter queues, LOST, lag, verifier, 3 function error alarms, iterator age, scheduler, heartbeat.
-    expect(alarms).toHaveLength(12);
+    // 3 dead-letter queues, LOST, lag, verifier, 4 function error alarms (scanner, detector, downloader,
+    // reconciler), iterator age, scheduler, heartbeat.
+    expect(alarms).toHaveLength(13);
     for (const [, alarm] of alarms) expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
   });
 
@@ -108,6 +110,9 @@ describe('alarms', () => {
       });
       expect(alarm.Properties.AlarmDescription).toMatch(/^Messages in (ScanDeadLetterQueue|ScanRunDeadLetterQueue|DownloaderFailureQueue): /);
     }
+    // Failed reconciler runs land in the scan-run queue too; its alarm must say so.
+    const scanRun = dlqAlarms.find(([, alarm]) => alarm.Properties.AlarmDescription.startsWith('Messages in ScanRunDeadLetterQueue: '));
+    expect(scanRun?.[1].Properties.AlarmDescription).toMatch(/scanner or reconciler/);
   });
 
   test('LOST files: the sum over detector and downloader, any one is an alarm', () => {
@@ -151,7 +156,8 @@ describe('alarms', () => {
     ['scanner', () => scannerId],
     ['detector', () => detectorId],
     ['downloader', () => downloaderId],
-  ])('%s errors: any error in 5 minutes', (_name, functionId) => {
+    ['reconciler', () => reconcilerId],
+  ])('%s errors: any error in 5 minutes', (name, functionId) => {
     const alarm = alarmOn('AWS/Lambda', 'Errors', { Ref: functionId() });
     expect(alarm).toMatchObject({
       Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId() } }],
@@ -163,6 +169,7 @@ describe('alarms', () => {
       ...notifies,
     });
     expect(alarm.OKActions).toBeUndefined();
+    expect(alarm.AlarmDescription).toBe(`The ${name} function failed (unhandled error or timeout); see its log group.`);
   });
 
   test('stream iterator age: the downloader’s oldest record above an hour', () => {
@@ -186,7 +193,11 @@ describe('alarms', () => {
         Period: 300,
       });
     }
-    template.hasResourceProperties('AWS::Scheduler::Schedule', { GroupName: scheduleGroupName });
+    // Both of the pipeline's schedules (scan, reconcile) are in that group, so the alarm covers both.
+    const schedules = resourcesOfType(template, 'AWS::Scheduler::Schedule');
+    expect(schedules).toHaveLength(2);
+    for (const [, schedule] of schedules) expect(schedule.Properties!.GroupName).toBe(scheduleGroupName);
+    expect(alarm.AlarmDescription).toMatch(/scanner or the reconciler/);
     expect(scheduleGroupId).toMatch(/ScanScheduleGroup/);
   });
 
@@ -223,6 +234,11 @@ describe('alarms', () => {
     );
     const contractMetrics = Object.keys(METRICS).filter((key) => key !== 'namespace').sort();
     expect(Object.keys(METRIC_SOURCES).sort()).toEqual(contractMetrics);
+  });
+
+  test('the reconciler’s metrics are watched: its findings, and its RDS throttle retries like every RDS caller', () => {
+    expect(METRIC_SOURCES.verifierFindings).toEqual([PIPELINE_SERVICE_NAMES.reconciler]);
+    expect(METRIC_SOURCES.throttleRetries).toContain(PIPELINE_SERVICE_NAMES.reconciler);
   });
 });
 

@@ -20,17 +20,27 @@ const { template } = synthPipeline(
   noBundling,
 );
 
-test('the schedule rate is configurable and bounds the event age', () => {
+const [scannerId] = pipelineFunction(template, 'scanner');
+const [reconcilerId] = pipelineFunction(template, 'reconciler');
+const invoking = (functionId: string) => ({ Target: Match.objectLike({ Arn: { 'Fn::GetAtt': [functionId, 'Arn'] } }) });
+
+test('the schedule rate is configurable and bounds the scan’s event age', () => {
   template.hasResourceProperties('AWS::Scheduler::Schedule', {
+    ...invoking(scannerId),
     ScheduleExpression: 'rate(5 minutes)',
     Target: Match.objectLike({ RetryPolicy: Match.objectLike({ MaximumEventAgeInSeconds: 300 }) }),
   });
-  template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { MaximumEventAgeInSeconds: 300 });
+  template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { FunctionName: { Ref: scannerId }, MaximumEventAgeInSeconds: 300 });
 });
 
-test('include/exclude lists reach the scanner comma-joined', () => {
-  const [, scanner] = pipelineFunction(template, 'scanner');
-  expect(scanner.Properties!.Environment.Variables).toMatchObject({
+test('the reconcile schedule keeps its own rate whatever the scan rate', () => {
+  const [, reconcileSchedule] = onlyResource(template, 'AWS::Scheduler::Schedule', { Properties: invoking(reconcilerId) });
+  expect(reconcileSchedule.Properties!.ScheduleExpression).toBe('rate(1 hour)');
+});
+
+test.each(['scanner', 'reconciler'] as const)('include/exclude lists reach the %s comma-joined', (name) => {
+  const [, fn] = pipelineFunction(template, name);
+  expect(fn.Properties!.Environment.Variables).toMatchObject({
     [ENV.includeInstances]: 'audit-lab-writer,audit-lab-reader',
     [ENV.excludeInstances]: 'audit-lab-reader',
   });
@@ -41,9 +51,12 @@ test('downloader reserved concurrency comes from props', () => {
   expect(downloader.Properties!.ReservedConcurrentExecutions).toBe(3);
 });
 
+/** One log group per function: scanner, detector, downloader, reconciler. */
+const FUNCTION_LOG_GROUPS = 4;
+
 test('log retention comes from props', () => {
   const logGroups = resourcesOfType(template, 'AWS::Logs::LogGroup');
-  expect(logGroups).toHaveLength(3);
+  expect(logGroups).toHaveLength(FUNCTION_LOG_GROUPS);
   for (const [, logGroup] of logGroups) expect(logGroup.Properties!.RetentionInDays).toBe(7);
 });
 
@@ -58,7 +71,7 @@ test('retainData=false destroys tables, buckets (emptied first), the bucket key 
     ...resourcesOfType(template, 'AWS::KMS::Key'),
     ...resourcesOfType(template, 'AWS::Logs::LogGroup'),
   ];
-  expect(stateful).toHaveLength(2 + 2 + 1 + 3);
+  expect(stateful).toHaveLength(2 + 2 + 1 + FUNCTION_LOG_GROUPS);
   for (const [, resource] of stateful) expect(resource.DeletionPolicy).toBe('Delete');
 
   const emptied = resourcesOfType(template, 'Custom::S3AutoDeleteObjects').map(([, r]) =>
@@ -85,5 +98,6 @@ test('a schedule slower than a day still caps event ages at the services’ maxi
     Target: Match.objectLike({ RetryPolicy: Match.objectLike({ MaximumEventAgeInSeconds: 24 * 3600 }) }),
   });
   // Lambda keeps an async event at most 6 h.
-  slow.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { MaximumEventAgeInSeconds: 6 * 3600 });
+  const [slowScannerId] = pipelineFunction(slow, 'scanner');
+  slow.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { FunctionName: { Ref: slowScannerId }, MaximumEventAgeInSeconds: 6 * 3600 });
 });

@@ -2,12 +2,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Capture, Match } from 'aws-cdk-lib/assertions';
 import { DOWNLOADER_STREAM_FILTERS, ENV, IDEMPOTENCY_KEY, LEDGER_KEY, LOG_OBJECT_PREFIX } from '../../lambda/shared/contract';
+import { DEFAULT_RECONCILE_RATE } from '../../lib/constructs/backup-pipeline';
 import {
   actionsOf,
   functionAssetDir,
   onlyResource,
   pipelineFunction,
   PipelineFunctionName,
+  PolicyStatementJson,
   referencedId,
   resourcesOfType,
   roleStatements,
@@ -23,10 +25,12 @@ const resources = template.toJSON().Resources as Record<string, { Type: string; 
 const [scannerId, scanner] = pipelineFunction(template, 'scanner');
 const [detectorId, detector] = pipelineFunction(template, 'detector');
 const [downloaderId, downloader] = pipelineFunction(template, 'downloader');
+const [reconcilerId, reconciler] = pipelineFunction(template, 'reconciler');
 const functions: Array<[PipelineFunctionName, string, typeof scanner]> = [
   ['scanner', scannerId, scanner],
   ['detector', detectorId, detector],
   ['downloader', downloaderId, downloader],
+  ['reconciler', reconcilerId, reconciler],
 ];
 
 const [ledgerId] = onlyResource(template, 'AWS::DynamoDB::Table', {
@@ -41,7 +45,14 @@ const [backupBucketId] = onlyResource(template, 'AWS::S3::Bucket', {
 const [accessLogBucketId] = onlyResource(template, 'AWS::S3::Bucket', {
   Properties: { LoggingConfiguration: Match.absent() },
 });
-const [scheduleId, schedule] = onlyResource(template, 'AWS::Scheduler::Schedule');
+const scheduleInvoking = (functionId: string) =>
+  onlyResource(template, 'AWS::Scheduler::Schedule', { Properties: { Target: { Arn: { 'Fn::GetAtt': [functionId, 'Arn'] } } } });
+const [scheduleId, schedule] = scheduleInvoking(scannerId);
+const [reconcileScheduleId, reconcileSchedule] = scheduleInvoking(reconcilerId);
+const bucketKeyId = referencedId(
+  resources[backupBucketId].Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault
+    .KMSMasterKeyID,
+);
 const [sqsMappingId, sqsMapping] = onlyResource(template, 'AWS::Lambda::EventSourceMapping', {
   Properties: { EventSourceArn: { 'Fn::GetAtt': [Match.anyValue(), 'Arn'] } },
 });
@@ -52,6 +63,12 @@ const [, streamMapping] = onlyResource(template, 'AWS::Lambda::EventSourceMappin
 const roleOf = (fn: typeof scanner): string => referencedId(fn.Properties!.Role);
 
 describe('schedule', () => {
+  test('there are exactly two: the scan and the reconciliation', () => {
+    expect(resourcesOfType(template, 'AWS::Scheduler::Schedule').map(([id]) => id).sort()).toEqual(
+      [scheduleId, reconcileScheduleId].sort(),
+    );
+  });
+
   test('invokes the scanner every 15 minutes by default', () => {
     expect(schedule.Properties).toMatchObject({
       ScheduleExpression: 'rate(15 minutes)',
@@ -81,7 +98,7 @@ describe('schedule', () => {
     });
   });
 
-  test('its role may only invoke the scanner and write to the schedule DLQ', () => {
+  test('its role may only invoke the scanner and the reconciler and write to the schedule DLQ', () => {
     const roleId = referencedId(schedule.Properties!.Target.RoleArn);
     expect(resources[roleId].Properties.AssumeRolePolicyDocument.Statement).toEqual([
       expect.objectContaining({
@@ -91,10 +108,58 @@ describe('schedule', () => {
     ]);
     const statements = roleStatements(template, roleId);
     expect(actionsOf(statements)).toEqual(['lambda:InvokeFunction', 'sqs:SendMessage']);
-    expect(statementsWithAction(statements, 'sqs:SendMessage')[0].Resource).toEqual({
-      'Fn::GetAtt': [referencedId(schedule.Properties!.Target.DeadLetterConfig.Arn), 'Arn'],
+    const invokable = statementsWithAction(statements, 'lambda:InvokeFunction').flatMap((s) =>
+      Array.isArray(s.Resource) ? s.Resource : [s.Resource],
+    );
+    const functionArn = (id: string) => ({ 'Fn::GetAtt': [id, 'Arn'] });
+    // CDK's grantInvoke adds each function's versions and aliases (`<arn>:*`); nothing else.
+    const versionsOf = (id: string) => ({ 'Fn::Join': ['', [functionArn(id), ':*']] });
+    expect(invokable).toHaveLength(4);
+    expect(invokable).toEqual(
+      expect.arrayContaining([functionArn(scannerId), versionsOf(scannerId), functionArn(reconcilerId), versionsOf(reconcilerId)]),
+    );
+    expect(statementsWithAction(statements, 'sqs:SendMessage').map((s) => s.Resource)).toEqual([
+      { 'Fn::GetAtt': [referencedId(schedule.Properties!.Target.DeadLetterConfig.Arn), 'Arn'] },
+    ]);
+  });
+});
+
+describe('reconcile schedule', () => {
+  const target = () => reconcileSchedule.Properties!.Target;
+
+  test('the default rate is exported and is an hour', () => {
+    expect(DEFAULT_RECONCILE_RATE.toSeconds()).toBe(3600);
+  });
+
+  test('invokes the reconciler at the default rate, in the scan schedule’s group, with the same role', () => {
+    expect(reconcileSchedule.Properties).toMatchObject({
+      ScheduleExpression: 'rate(1 hour)',
+      State: 'ENABLED',
+      FlexibleTimeWindow: { Mode: 'OFF' },
+      GroupName: schedule.Properties!.GroupName,
+      Target: { Arn: { 'Fn::GetAtt': [reconcilerId, 'Arn'] }, RoleArn: schedule.Properties!.Target.RoleArn },
     });
-    void scheduleId;
+  });
+
+  test('retries a bounded number of times within one period, then dead-letters to the scan-run queue', () => {
+    const { RetryPolicy, DeadLetterConfig } = target();
+    expect(RetryPolicy.MaximumRetryAttempts).toBeGreaterThan(0);
+    expect(RetryPolicy.MaximumRetryAttempts).toBeLessThanOrEqual(5);
+    expect(RetryPolicy.MaximumEventAgeInSeconds).toBe(DEFAULT_RECONCILE_RATE.toSeconds());
+    expect(DeadLetterConfig).toEqual(schedule.Properties!.Target.DeadLetterConfig);
+  });
+
+  test('a run that fails inside the reconciler is retried once, then lands in the same dead-letter queue', () => {
+    const [, invokeConfig] = onlyResource(template, 'AWS::Lambda::EventInvokeConfig', {
+      Properties: { FunctionName: { Ref: reconcilerId } },
+    });
+    expect(invokeConfig.Properties).toEqual({
+      FunctionName: { Ref: reconcilerId },
+      Qualifier: '$LATEST',
+      MaximumRetryAttempts: 1,
+      MaximumEventAgeInSeconds: DEFAULT_RECONCILE_RATE.toSeconds(),
+      DestinationConfig: { OnFailure: { Destination: target().DeadLetterConfig.Arn } },
+    });
   });
 });
 
@@ -369,6 +434,8 @@ describe('functions', () => {
       'downloader',
       [ENV.ledgerTable, ENV.idempotencyTable, ENV.bucket, ENV.safetyMarginMs, ENV.maxObjectBytes, ENV.spoolDir],
     ],
+    // FAILED_RETRY_BACKOFF_MS and VERIFY_WINDOW_MS are optional: the handler's defaults apply.
+    ['reconciler', [ENV.ledgerTable, ENV.bucket, ENV.includeInstances, ENV.excludeInstances, ENV.staleClaimMs]],
   ] as Array<[PipelineFunctionName, string[]]>)('%s gets exactly its contract env vars', (name, expected) => {
     const [, fn] = pipelineFunction(template, name);
     expect(Object.keys(fn.Properties!.Environment.Variables).sort()).toEqual([...expected, ...POWERTOOLS_ENV].sort());
@@ -388,12 +455,28 @@ describe('functions', () => {
       [ENV.bucket]: { Ref: backupBucketId },
       [ENV.spoolDir]: '/tmp',
     });
+    expect(reconciler.Properties!.Environment.Variables).toMatchObject({
+      [ENV.ledgerTable]: { Ref: ledgerId },
+      [ENV.bucket]: { Ref: backupBucketId },
+      [ENV.includeInstances]: '',
+      [ENV.excludeInstances]: '',
+    });
+  });
+
+  test('the reconciler judges claims stale exactly as the detector does', () => {
+    expect(reconciler.Properties!.Environment.Variables[ENV.staleClaimMs]).toBe(
+      detector.Properties!.Environment.Variables[ENV.staleClaimMs],
+    );
   });
 
   test('timeouts, memory and /tmp fit the work', () => {
     expect(scanner.Properties!.Timeout).toBe(60);
     expect(detector.Properties!.Timeout).toBe(120);
     expect(downloader.Properties).toMatchObject({ Timeout: 600, MemorySize: 1024, EphemeralStorage: { Size: 2048 } });
+    expect(reconciler.Properties).toMatchObject({ Timeout: 600, MemorySize: 512 });
+    expect(reconciler.Properties!.EphemeralStorage).toBeUndefined();
+    // A run ends before the next one starts, retry included.
+    expect(2 * reconciler.Properties!.Timeout).toBeLessThan(DEFAULT_RECONCILE_RATE.toSeconds());
   });
 
   test('a claim is stale only after several downloader timeouts', () => {
@@ -414,6 +497,12 @@ describe('functions', () => {
 
 describe('IAM', () => {
   const rds = (type: string): string => `arn:aws:rds:${TEST_ENV.region}:${TEST_ENV.account}:${type}:*`;
+  const decryptThroughS3: PolicyStatementJson = {
+    Effect: 'Allow',
+    Action: 'kms:Decrypt',
+    Resource: { 'Fn::GetAtt': [bucketKeyId, 'Arn'] },
+    Condition: { StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', [`s3.${TEST_ENV.region}.`, { Ref: 'AWS::URLSuffix' }]] } } },
+  };
 
   test.each(functions)('%s has its own role with no managed policies', (_name, _id, fn) => {
     const role = resources[roleOf(fn)];
@@ -494,6 +583,7 @@ describe('IAM', () => {
       'dynamodb:ListStreams',
       'dynamodb:PutItem',
       'dynamodb:UpdateItem',
+      'kms:Decrypt',
       'kms:GenerateDataKey',
       'logs:CreateLogStream',
       'logs:PutLogEvents',
@@ -543,13 +633,69 @@ describe('IAM', () => {
     });
   });
 
-  test('downloader may only generate data keys with the bucket key', () => {
-    const [kms] = statementsWithAction(roleStatements(template, roleOf(downloader)), 'kms:GenerateDataKey');
-    const bucketKeyId = referencedId(
-      resources[backupBucketId].Properties.BucketEncryption.ServerSideEncryptionConfiguration[0]
-        .ServerSideEncryptionByDefault.KMSMasterKeyID,
-    );
-    expect(kms).toMatchObject({ Action: 'kms:GenerateDataKey', Resource: { 'Fn::GetAtt': [bucketKeyId, 'Arn'] } });
+  test('downloader may only generate data keys with the bucket key, and decrypt with it only through S3', () => {
+    const statements = roleStatements(template, roleOf(downloader));
+    const [generate] = statementsWithAction(statements, 'kms:GenerateDataKey');
+    expect(generate).toMatchObject({ Action: 'kms:GenerateDataKey', Resource: { 'Fn::GetAtt': [bucketKeyId, 'Arn'] } });
+    expect(statementsWithAction(statements, 'kms:Decrypt')).toEqual([decryptThroughS3]);
+  });
+
+  test('reconciler: discover instances, list log files, read and re-drive the ledger, HEAD objects, dead-letter', () => {
+    const statements = roleStatements(template, roleOf(reconciler));
+    expect(actionsOf(statements)).toEqual([
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+      'dynamodb:Scan',
+      'dynamodb:UpdateItem',
+      'kms:Decrypt',
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      'rds:DescribeDBClusterParameters',
+      'rds:DescribeDBClusters',
+      'rds:DescribeDBInstances',
+      'rds:DescribeDBLogFiles',
+      's3:GetObject',
+      's3:ListBucket',
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:SendMessage',
+    ]);
+    const resourcesFor = (action: string): unknown[] => statementsWithAction(statements, action).map((s) => s.Resource);
+    expect(resourcesFor('rds:DescribeDBInstances')).toEqual([rds('db')]);
+    expect(resourcesFor('rds:DescribeDBLogFiles')).toEqual([rds('db')]);
+    expect(resourcesFor('rds:DescribeDBClusters')).toEqual([rds('cluster')]);
+    expect(resourcesFor('rds:DescribeDBClusterParameters')).toEqual([rds('cluster-pg')]);
+    // The ledger only: never the idempotency table, never item creation.
+    for (const action of ['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:UpdateItem']) {
+      expect(resourcesFor(action)).toEqual([{ 'Fn::GetAtt': [ledgerId, 'Arn'] }]);
+    }
+    // Its only queue is the scheduled-run dead-letter queue (async on-failure destination).
+    expect(resourcesFor('sqs:SendMessage')).toEqual([reconcileSchedule.Properties!.Target.DeadLetterConfig.Arn]);
+  });
+
+  test('reconciler reads object metadata under logs/ only: HEAD (GetObject), prefix-bound list, decrypt through S3', () => {
+    const statements = roleStatements(template, roleOf(reconciler));
+    const s3Statements = statements.filter((s) => actionsOf([s]).some((action) => action.startsWith('s3:')));
+    expect(s3Statements).toHaveLength(2);
+    expect(statementsWithAction(statements, 's3:GetObject')).toEqual([
+      expect.objectContaining({
+        Action: 's3:GetObject',
+        Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [backupBucketId, 'Arn'] }, `/${LOG_OBJECT_PREFIX}*`]] },
+      }),
+    ]);
+    expect(statementsWithAction(statements, 's3:ListBucket')).toEqual([
+      expect.objectContaining({
+        Action: 's3:ListBucket',
+        Resource: { 'Fn::GetAtt': [backupBucketId, 'Arn'] },
+        Condition: { StringLike: { 's3:prefix': [`${LOG_OBJECT_PREFIX}*`] } },
+      }),
+    ]);
+    const actions = actionsOf(statements);
+    expect(actions).not.toContain('s3:PutObject');
+    expect(actions.filter((action) => /^s3:(Put|Delete|Bypass|Restore)/.test(action) || /Delete/.test(action))).toEqual([]);
+    // Decrypt only: S3 hands out a KMS-encrypted object's stored checksum only to a caller that may decrypt.
+    expect(actions.filter((action) => action.startsWith('kms:'))).toEqual(['kms:Decrypt']);
+    expect(statementsWithAction(statements, 'kms:Decrypt')).toEqual([decryptThroughS3]);
   });
 
   test('no identity policy anywhere grants a wildcard action', () => {
