@@ -2,9 +2,10 @@
  * The pipeline exactly as the CDK app defines it: the lab synthesizes BackupPipelineStack (without
  * bundling: only the template matters) and reads from the CloudFormation template everything the local
  * services and the local Lambda service need — table key schemas and stream view, queue attributes and
- * redrive, bucket versioning, each function's timeout, memory and environment, the event source
- * mappings (batch sizes, retries, bisect, filter criteria, on-failure destination) and the schedule's
- * input. Nothing of it is restated here, so the lab tests what would deploy.
+ * redrive, bucket versioning, each function's timeout, memory, environment and asynchronous-invocation
+ * settings, the event source mappings (batch sizes, retries, bisect, filter criteria, on-failure
+ * destination) and the two schedules (scan, reconcile: rate and input). Nothing of it is restated here,
+ * so the lab tests what would deploy.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,8 +17,10 @@ import type { FilterPattern } from './runner/filter-matcher';
 
 const REPO_ROOT = join(__dirname, '..', '..');
 
-export type FunctionRole = 'scanner' | 'detector' | 'downloader';
-export const FUNCTION_ROLES: readonly FunctionRole[] = ['scanner', 'detector', 'downloader'];
+export type FunctionRole = 'scanner' | 'detector' | 'downloader' | 'reconciler';
+export const FUNCTION_ROLES: readonly FunctionRole[] = ['scanner', 'detector', 'downloader', 'reconciler'];
+/** The functions a schedule invokes (asynchronously, as EventBridge Scheduler does). */
+export type ScheduledRole = 'scanner' | 'reconciler';
 
 /** A CloudFormation value: a literal or an intrinsic (Ref, Fn::GetAtt, Fn::Join) to resolve locally. */
 export type CfnValue = unknown;
@@ -35,7 +38,19 @@ export interface FunctionDefinition {
   memoryMb: number;
   reservedConcurrency?: number;
   environment: Record<string, CfnValue>;
+  asyncInvoke: AsyncInvokeDefinition;
 }
+
+/** What Lambda does with a failed asynchronous invocation (AWS::Lambda::EventInvokeConfig). */
+export interface AsyncInvokeDefinition {
+  /** Retries after the first attempt (Lambda's default: 2). */
+  retryAttempts: number;
+  /** Where the invocation record goes once the retries are used up. */
+  onFailureQueueLogicalId?: string;
+}
+
+/** Lambda's asynchronous-invocation defaults, for a function without an EventInvokeConfig. */
+const DEFAULT_ASYNC_RETRY_ATTEMPTS = 2;
 
 export interface SqsSourceDefinition {
   queueLogicalId: string;
@@ -61,6 +76,9 @@ export interface StreamSourceDefinition {
 }
 
 export interface ScheduleDefinition {
+  logicalId: string;
+  /** The schedule's rate (`rate(N unit)`): the lab derives its lab-time cadences from the ratios. */
+  rateMs: number;
   /** Target Input; absent means Scheduler invokes with an empty JSON object. */
   input?: string;
   retryAttempts: number;
@@ -75,7 +93,10 @@ export interface PipelineDefinition {
   functions: Record<FunctionRole, FunctionDefinition>;
   detectorSource: SqsSourceDefinition;
   downloaderSource: StreamSourceDefinition;
+  /** The schedule that starts the scanner. */
   schedule: ScheduleDefinition;
+  /** The schedule that starts the reconciler. */
+  reconcileSchedule: ScheduleDefinition;
 }
 
 function resource(resources: Record<string, CfnResource>, logicalId: string, type: string): CfnResource {
@@ -98,6 +119,51 @@ function num(value: unknown, fallback: number): number {
   return typeof value === 'number' ? value : fallback;
 }
 
+const RATE_UNIT_MS: Record<string, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };
+
+/** Milliseconds of a Scheduler `rate(N unit)` expression (cron and at expressions have no fixed rate). */
+export function rateExpressionMs(expression: unknown): number {
+  const match = typeof expression === 'string' ? /^rate\(\s*(\d+)\s+(minute|hour|day)s?\s*\)$/.exec(expression) : null;
+  const unitMs = match?.[2] ? RATE_UNIT_MS[match[2]] : undefined;
+  if (!match?.[1] || unitMs === undefined || Number(match[1]) <= 0) {
+    throw new Error(`schedule expression ${JSON.stringify(expression)} is not a rate the lab can run in lab time`);
+  }
+  return Number(match[1]) * unitMs;
+}
+
+function scheduleTargeting(resources: Record<string, CfnResource>, functionLogicalId: string, role: ScheduledRole): ScheduleDefinition {
+  const schedules = Object.entries(resources).filter(
+    ([, candidate]) =>
+      candidate.Type === 'AWS::Scheduler::Schedule' &&
+      refTarget((candidate.Properties?.Target as { Arn?: unknown } | undefined)?.Arn) === functionLogicalId,
+  );
+  const [found, ...others] = schedules;
+  if (!found || others.length > 0) throw new Error(`expected one schedule targeting the ${role}, found ${schedules.length}`);
+  const [logicalId, schedule] = found;
+  const target = (schedule.Properties?.Target ?? {}) as Record<string, unknown>;
+  const deadLetterQueue = refTarget((target.DeadLetterConfig as { Arn?: unknown } | undefined)?.Arn);
+  return {
+    logicalId,
+    rateMs: rateExpressionMs(schedule.Properties?.ScheduleExpression),
+    ...(typeof target.Input === 'string' ? { input: target.Input } : {}),
+    retryAttempts: num((target.RetryPolicy as { MaximumRetryAttempts?: unknown } | undefined)?.MaximumRetryAttempts, 185),
+    ...(deadLetterQueue ? { deadLetterQueueLogicalId: deadLetterQueue } : {}),
+  };
+}
+
+function asyncInvokeOf(resources: Record<string, CfnResource>, functionLogicalId: string): AsyncInvokeDefinition {
+  const configs = Object.values(resources).filter(
+    (candidate) => candidate.Type === 'AWS::Lambda::EventInvokeConfig' && refTarget(candidate.Properties?.FunctionName) === functionLogicalId,
+  );
+  if (configs.length > 1) throw new Error(`expected at most one EventInvokeConfig for ${functionLogicalId}, found ${configs.length}`);
+  const props = configs[0]?.Properties ?? {};
+  const onFailure = refTarget((props.DestinationConfig as { OnFailure?: { Destination?: unknown } } | undefined)?.OnFailure?.Destination);
+  return {
+    retryAttempts: num(props.MaximumRetryAttempts, DEFAULT_ASYNC_RETRY_ATTEMPTS),
+    ...(onFailure ? { onFailureQueueLogicalId: onFailure } : {}),
+  };
+}
+
 /** Reads the parts the lab needs from a synthesized template (exported for tests). */
 export function definitionFromTemplate(
   template: { Resources: Record<string, CfnResource> },
@@ -118,6 +184,7 @@ export function definitionFromTemplate(
         ? { reservedConcurrency: props.ReservedConcurrentExecutions }
         : {}),
       environment,
+      asyncInvoke: asyncInvokeOf(resources, logicalId),
     };
   }
 
@@ -171,19 +238,8 @@ export function definitionFromTemplate(
     ...(onFailure ? { onFailureQueueLogicalId: onFailure } : {}),
   };
 
-  const schedules = Object.values(resources).filter(
-    (candidate) =>
-      candidate.Type === 'AWS::Scheduler::Schedule' &&
-      refTarget((candidate.Properties?.Target as { Arn?: unknown } | undefined)?.Arn) === ids.functions.scanner,
-  );
-  if (schedules.length !== 1) throw new Error(`expected one schedule targeting the scanner, found ${schedules.length}`);
-  const target = (schedules[0]?.Properties?.Target ?? {}) as Record<string, unknown>;
-  const scheduleDlq = refTarget((target.DeadLetterConfig as { Arn?: unknown } | undefined)?.Arn);
-  const schedule: ScheduleDefinition = {
-    ...(typeof target.Input === 'string' ? { input: target.Input } : {}),
-    retryAttempts: num((target.RetryPolicy as { MaximumRetryAttempts?: unknown } | undefined)?.MaximumRetryAttempts, 185),
-    ...(scheduleDlq ? { deadLetterQueueLogicalId: scheduleDlq } : {}),
-  };
+  const schedule = scheduleTargeting(resources, ids.functions.scanner, 'scanner');
+  const reconcileSchedule = scheduleTargeting(resources, ids.functions.reconciler, 'reconciler');
 
   resource(resources, ids.bucket, 'AWS::S3::Bucket');
   resource(resources, ids.ledgerTable, 'AWS::DynamoDB::Table');
@@ -197,6 +253,7 @@ export function definitionFromTemplate(
     detectorSource,
     downloaderSource,
     schedule,
+    reconcileSchedule,
   };
 }
 
@@ -233,6 +290,7 @@ export function synthesizePipeline(region: string, account: string): PipelineDef
         scanner: logicalId(pipeline.scanner),
         detector: logicalId(pipeline.detector),
         downloader: logicalId(pipeline.downloader),
+        reconciler: logicalId(pipeline.reconciler),
       },
     });
   } finally {

@@ -1,5 +1,6 @@
 import { DOWNLOADER_STREAM_FILTERS, ENV, IDEMPOTENCY_KEY, LEDGER_KEY, LEDGER_STREAM_VIEW_TYPE } from '../../lambda/shared/contract';
-import { definitionFromTemplate, synthesizePipeline } from '../../scripts/local-lab/stack-definition';
+import { defaultReconcileEveryCycles } from '../../scripts/local-lab/runner/lambda-service';
+import { definitionFromTemplate, rateExpressionMs, synthesizePipeline } from '../../scripts/local-lab/stack-definition';
 
 // One synthesis (no bundling) for the whole file.
 const definition = synthesizePipeline('us-east-1', '123456789012');
@@ -58,9 +59,48 @@ describe('the lab reads the pipeline from the synthesized BackupPipelineStack', 
             scanner: definition.functions.scanner.logicalId,
             detector: definition.functions.detector.logicalId,
             downloader: definition.functions.downloader.logicalId,
+            reconciler: definition.functions.reconciler.logicalId,
           },
         },
       ),
     ).toThrow(/event source mapping/);
+  });
+
+  it("reads the reconciler's environment, timeout and its own schedule from the template", () => {
+    const { reconciler } = definition.functions;
+    expect(reconciler.entry).toMatch(/lambda\/reconciler\/index\.ts$/);
+    expect(reconciler.environment[ENV.ledgerTable]).toEqual({ Ref: definition.ledgerTableLogicalId });
+    expect(reconciler.environment[ENV.bucket]).toEqual({ Ref: definition.bucketLogicalId });
+    expect(Number(reconciler.environment[ENV.staleClaimMs])).toBeGreaterThan(0);
+    expect(reconciler.timeoutSeconds).toBeGreaterThan(3);
+    const target = definition.resources[definition.reconcileSchedule.logicalId]?.Properties?.Target as { Arn?: unknown } | undefined;
+    expect(target?.Arn).toEqual({ 'Fn::GetAtt': [reconciler.logicalId, 'Arn'] });
+    expect(definition.reconcileSchedule.logicalId).not.toBe(definition.schedule.logicalId);
+    // The lab's cadence is the ratio of the two rates, whatever the stack sets them to.
+    expect(defaultReconcileEveryCycles(definition)).toBe(Math.round(definition.reconcileSchedule.rateMs / definition.schedule.rateMs));
+    expect(definition.reconcileSchedule.rateMs).toBeGreaterThan(definition.schedule.rateMs);
+  });
+
+  it('takes each scheduled function\'s asynchronous retries and on-failure queue from its EventInvokeConfig', () => {
+    for (const role of ['scanner', 'reconciler'] as const) {
+      const config = Object.values(definition.resources).find(
+        (resource) =>
+          resource.Type === 'AWS::Lambda::EventInvokeConfig' &&
+          JSON.stringify(resource.Properties?.FunctionName) === JSON.stringify({ Ref: definition.functions[role].logicalId }),
+      );
+      expect(definition.functions[role].asyncInvoke.retryAttempts).toBe(config?.Properties?.MaximumRetryAttempts);
+      const queue = definition.functions[role].asyncInvoke.onFailureQueueLogicalId;
+      expect(queue && definition.resources[queue]?.Type).toBe('AWS::SQS::Queue');
+    }
+    // No EventInvokeConfig: Lambda's default of two retries and no destination.
+    expect(definition.functions.detector.asyncInvoke).toEqual({ retryAttempts: 2 });
+  });
+
+  it('converts Scheduler rate expressions and refuses what has no fixed rate', () => {
+    expect(rateExpressionMs('rate(15 minutes)')).toBe(900_000);
+    expect(rateExpressionMs('rate(1 hour)')).toBe(3_600_000);
+    expect(rateExpressionMs('rate(2 days)')).toBe(172_800_000);
+    expect(() => rateExpressionMs('cron(0 * * * ? *)')).toThrow(/not a rate/);
+    expect(() => rateExpressionMs('rate(0 minutes)')).toThrow(/not a rate/);
   });
 });
