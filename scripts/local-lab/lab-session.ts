@@ -40,7 +40,7 @@ export interface LabSessionOptions {
   /** Use this AWS endpoint (S3, DynamoDB + Streams, SQS) instead of starting moto_server. */
   awsEndpointUrl?: string;
   audit: Omit<AuditSettings, 'events'>;
-  lambda?: Pick<LambdaServiceOptions, 'envOverrides' | 'timeoutMs' | 'sqsRetryDelaySeconds' | 'streamRetryDelayMs'>;
+  lambda?: Pick<LambdaServiceOptions, 'envOverrides' | 'timeoutMs' | 'sqsRetryDelaySeconds' | 'streamRetryDelayMs' | 'reconcileEveryCycles'>;
   log: (line: string) => void;
   /**
    * Serve these folders (every file under one, by its relative path) as the writer's and the reader's
@@ -212,8 +212,11 @@ export interface DeadLetterQueueUrls {
   scan?: string;
   /** Metadata of ledger-stream batches the downloader's mapping gave up on. */
   downloaderOnFailure?: string;
-  /** Scheduler invocations of the scanner that failed after retries. */
-  schedule?: string;
+  /**
+   * Scheduled runs that failed: the schedules' dead-letter queues (undeliverable invocations) and the
+   * scheduled functions' on-failure destinations (invocations that failed after Lambda's retries); each once.
+   */
+  scheduled: string[];
 }
 
 export function deadLetterQueueUrls(definition: PipelineDefinition, resources: LocalResources): DeadLetterQueueUrls {
@@ -222,12 +225,16 @@ export function deadLetterQueueUrls(definition: PipelineDefinition, resources: L
     | undefined;
   const scanDlq = redrive?.deadLetterTargetArn?.['Fn::GetAtt']?.[0];
   const url = (logicalId: unknown): string | undefined => (typeof logicalId === 'string' ? resources.queueUrls[logicalId] : undefined);
-  const urls: DeadLetterQueueUrls = {};
+  const scheduled = [
+    definition.schedule.deadLetterQueueLogicalId,
+    definition.reconcileSchedule.deadLetterQueueLogicalId,
+    definition.functions.scanner.asyncInvoke.onFailureQueueLogicalId,
+    definition.functions.reconciler.asyncInvoke.onFailureQueueLogicalId,
+  ].map(url);
+  const urls: DeadLetterQueueUrls = { scheduled: [...new Set(scheduled.filter((queue): queue is string => queue !== undefined))] };
   const scan = url(scanDlq);
   const downloaderOnFailure = url(definition.downloaderSource.onFailureQueueLogicalId);
-  const schedule = url(definition.schedule.deadLetterQueueLogicalId);
   if (scan) urls.scan = scan;
   if (downloaderOnFailure) urls.downloaderOnFailure = downloaderOnFailure;
-  if (schedule) urls.schedule = schedule;
   return urls;
 }

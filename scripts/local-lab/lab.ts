@@ -8,13 +8,14 @@ import { parseArgs } from 'node:util';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { LEDGER_ATTR } from '../../lambda/shared/contract';
 import { LAB_CREDENTIALS } from './aws-services';
-import { LabSession, startLabSession } from './lab-session';
+import { deadLetterQueueUrls, LabSession, startLabSession } from './lab-session';
 import { MAX_AUDIT_FILE_ROTATIONS } from './mariadb';
 import { sleep } from './net';
 import { PreflightError } from './preflight';
 import { installCleanupHandlers, ProcessRegistry } from './processes';
-import { formatBytes, formatDuration, progressLine, reportLines } from './progress';
-import type { FunctionRole } from './stack-definition';
+import { formatBytes, formatDuration, progressLine, reconcilerText, reportLines } from './progress';
+import type { ReconcilerRun } from './runner/lambda-service';
+import { FUNCTION_ROLES, type FunctionRole } from './stack-definition';
 import { prepareSysbench, runAuditLogTest, runDdlAndDcl, runSysbench, TEST_AUDIT_LOGS, WorkloadSettings } from './workload';
 import { catchUpState, Problem, scanLedger, SourceFile, verifyBackup, VerificationReport } from './verify';
 
@@ -24,13 +25,16 @@ const HELP = `Usage: npm run lab -- [options]
 
 Runs the audit-log backup pipeline end to end on this machine: two MariaDB instances with
 server_audit (writer, reader) under sysbench, moto_server (S3, DynamoDB + Streams, SQS), the
-project's RDS log endpoint, and the real scanner/detector/downloader handlers driven like Lambda
-would. Then verifies every audit byte is in the bucket exactly once, byte-identical, and writes
+project's RDS log endpoint, and the real scanner/detector/downloader/reconciler handlers driven like
+Lambda and EventBridge Scheduler would. Then verifies every audit byte is in the bucket exactly once,
+byte-identical, runs the reconciler once more (it must report no finding), and writes
 <workdir>/report.json. Exit status 0 only when the verification passes.
 
 Options:
   --duration SECONDS         workload length (default 60)
-  --cycle-interval SECONDS   schedule tick in lab time (default 5)
+  --cycle-interval SECONDS   scan-schedule tick in lab time (default 5)
+  --reconcile-every N        reconcile-schedule tick every N cycles (default: the stack's reconcile rate
+                             over its scan rate); 0: only the final run after catch-up
   --catch-up-timeout SECONDS how long to wait for the pipeline to catch up (default 300)
   --workdir DIR              lab working folder, wiped at start (default .lab in the repository)
   --keep                     keep everything in the working folder afterwards (datadirs, audit files)
@@ -43,7 +47,7 @@ Options:
                              (no local MariaDB then; also taken from AWS_ENDPOINT_URL_RDS)
   --aws-endpoint URL         use this endpoint for S3/DynamoDB/SQS instead of starting moto_server
                              (also taken from AWS_ENDPOINT_URL; AWS_ENDPOINT_URL_<SERVICE> still win)
-  --timeout ROLE=MS          invocation budget of scanner|detector|downloader (default: the stack's)
+  --timeout ROLE=MS          invocation budget of scanner|detector|downloader|reconciler (default: the stack's)
   --env ROLE:NAME=VALUE      extra/overridden environment variable of a function (repeatable)
   --no-audit-test            skip scripts/test_audit_logs.sh after the workload
   -h, --help                 this text
@@ -52,6 +56,8 @@ Options:
 interface LabOptions {
   durationSeconds: number;
   cycleIntervalMs: number;
+  /** Undefined: the service's default (derived from the template's rates). */
+  reconcileEveryCycles?: number;
   catchUpTimeoutMs: number;
   workDir: string;
   keep: boolean;
@@ -77,9 +83,8 @@ function positive(name: string, raw: string | undefined, fallback: number): numb
   return value;
 }
 
-const ROLES: readonly FunctionRole[] = ['scanner', 'detector', 'downloader'];
 function role(raw: string, option: string): FunctionRole {
-  if (!(ROLES as readonly string[]).includes(raw)) throw new UsageError(`${option}: unknown function "${raw}" (scanner, detector, downloader)`);
+  if (!(FUNCTION_ROLES as readonly string[]).includes(raw)) throw new UsageError(`${option}: unknown function "${raw}" (${FUNCTION_ROLES.join(', ')})`);
   return raw as FunctionRole;
 }
 
@@ -89,6 +94,7 @@ export function parseLabOptions(argv: string[]): LabOptions | 'help' {
     options: {
       duration: { type: 'string' },
       'cycle-interval': { type: 'string' },
+      'reconcile-every': { type: 'string' },
       'catch-up-timeout': { type: 'string' },
       workdir: { type: 'string' },
       keep: { type: 'boolean', default: false },
@@ -124,11 +130,16 @@ export function parseLabOptions(argv: string[]): LabOptions | 'help' {
   if (!Number.isInteger(rotations) || rotations > MAX_AUDIT_FILE_ROTATIONS) {
     throw new UsageError(`--rotations must be an integer from 1 to ${MAX_AUDIT_FILE_ROTATIONS}`);
   }
+  const reconcileEvery = values['reconcile-every'];
+  if (reconcileEvery !== undefined && !/^\d+$/.test(reconcileEvery)) {
+    throw new UsageError(`--reconcile-every must be a whole number of cycles (0: never during the run), got "${reconcileEvery}"`);
+  }
   const rdsEndpointUrl = values['rds-endpoint'] ?? process.env.AWS_ENDPOINT_URL_RDS;
   const awsEndpointUrl = values['aws-endpoint'] ?? process.env.AWS_ENDPOINT_URL;
   return {
     durationSeconds: positive('duration', values.duration, 60),
     cycleIntervalMs: positive('cycle-interval', values['cycle-interval'], 5) * 1000,
+    ...(reconcileEvery !== undefined ? { reconcileEveryCycles: Number(reconcileEvery) } : {}),
     catchUpTimeoutMs: positive('catch-up-timeout', values['catch-up-timeout'], 300) * 1000,
     workDir: resolve(values.workdir ?? join(REPO_ROOT, '.lab')),
     keep: values.keep ?? false,
@@ -157,10 +168,23 @@ async function sourceFiles(session: LabSession): Promise<Array<SourceFile & { si
   return downloadReferenceCopies(session, join(session.options.workDir, 'reference'));
 }
 
+/** One reconciler run as the report keeps it. */
+interface ReconcileRecord extends ReconcilerRun {
+  cycle: number;
+  phase: string;
+}
+
 interface CycleLoopState {
   cycle: number;
   startedAt: number;
   functionErrors: string[];
+  reconcileRuns: ReconcileRecord[];
+}
+
+/** Keeps a reconciler run and its error (if it failed after Lambda's retries), like any function's. */
+function recordReconcile(loop: CycleLoopState, phase: string, run: ReconcilerRun): void {
+  loop.reconcileRuns.push({ cycle: loop.cycle, phase, ...run });
+  if (!run.ok) loop.functionErrors.push(`reconciler: ${run.error ?? 'failed'}`);
 }
 
 /** Runs schedule cycles every interval until `stop()` says so; returns whether the stop condition held. */
@@ -175,6 +199,7 @@ async function runCycles(
     const stats = await session.service.cycle();
     loop.functionErrors.push(...stats.sqs.functionErrors, ...stats.stream.functionErrors);
     if (!stats.scanner.ok) loop.functionErrors.push(`scanner: ${stats.scanner.error ?? 'failed'}`);
+    if (stats.reconciler) recordReconcile(loop, options.phase, stats.reconciler);
     const files = session.endpoint ? await session.localSourceFiles() : [];
     const ledger = await scanLedger(session.clients.ledger, session.resources.ledgerTable);
     const state = session.endpoint
@@ -198,23 +223,32 @@ async function runCycles(
   }
 }
 
+/**
+ * In a healthy lab every reconciler run succeeds and reports no finding: with the stack's staleness
+ * nothing is stale within a lab run, so any finding is a real defect or a verifier false positive.
+ */
+function reconcileChecks(runs: readonly ReconcileRecord[], logFile: string): Problem[] {
+  const problems: Problem[] = [];
+  for (const run of runs) {
+    const when = run.phase === 'final' ? 'the final run' : `cycle ${run.cycle} (${run.phase})`;
+    if (!run.ok || !run.summary) problems.push({ code: 'RECONCILER_FAILED', detail: `${when}: ${run.error ?? 'failed'}` });
+    else if (run.summary.findings > 0) problems.push({ code: 'RECONCILER_FINDINGS', detail: `${when}: ${reconcilerText(run)}; see ${logFile}` });
+  }
+  return problems;
+}
+
 /** Work the pipeline gave up on lands in a dead-letter queue: in a clean run they all stay empty. */
 async function deadLetterChecks(session: LabSession): Promise<Problem[]> {
-  const { definition, resources, clients } = session;
-  const redrive = definition.resources[definition.detectorSource.queueLogicalId]?.Properties?.RedrivePolicy as
-    | { deadLetterTargetArn?: { 'Fn::GetAtt'?: unknown[] } }
-    | undefined;
-  const scanDlq = redrive?.deadLetterTargetArn?.['Fn::GetAtt']?.[0];
-  const queues: Array<[string, unknown]> = [
-    ['scan dead-letter queue', scanDlq],
-    ['downloader on-failure queue', definition.downloaderSource.onFailureQueueLogicalId],
-    ['schedule dead-letter queue', definition.schedule.deadLetterQueueLogicalId],
+  const queues = deadLetterQueueUrls(session.definition, session.resources);
+  const labelled: Array<[string, string | undefined]> = [
+    ['scan dead-letter queue', queues.scan],
+    ['downloader on-failure queue', queues.downloaderOnFailure],
+    ...queues.scheduled.map((url): [string, string] => ['scheduled-run dead-letter queue', url]),
   ];
   const problems: Problem[] = [];
-  for (const [label, logicalId] of queues) {
-    const url = typeof logicalId === 'string' ? resources.queueUrls[logicalId] : undefined;
+  for (const [label, url] of labelled) {
     if (!url) continue;
-    const { Attributes } = await clients.sqs.send(
+    const { Attributes } = await session.clients.sqs.send(
       new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
     );
     const count = Number(Attributes?.ApproximateNumberOfMessages ?? 0) + Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
@@ -259,12 +293,17 @@ async function main(): Promise<number> {
         ...(options.rdsEndpointUrl ? { rdsEndpointUrl: options.rdsEndpointUrl } : {}),
         ...(options.awsEndpointUrl ? { awsEndpointUrl: options.awsEndpointUrl } : {}),
         audit: { rotateSizeBytes: options.rotateSize, rotations: options.rotations },
-        lambda: { timeoutMs: options.timeouts, envOverrides: options.envOverrides },
+        lambda: {
+          timeoutMs: options.timeouts,
+          envOverrides: options.envOverrides,
+          ...(options.reconcileEveryCycles !== undefined ? { reconcileEveryCycles: options.reconcileEveryCycles } : {}),
+        },
         log,
       },
       registry,
     );
-    const loop: CycleLoopState = { cycle: 0, startedAt, functionErrors: [] };
+    log(`[lab] reconcile schedule: every ${session.service.reconcileEveryCycles || 'no'} cycle(s), and once after catch-up`);
+    const loop: CycleLoopState = { cycle: 0, startedAt, functionErrors: [], reconcileRuns: [] };
     const logDir = join(workDir, 'logs');
     const workload: WorkloadSettings = {
       durationSeconds: options.durationSeconds,
@@ -352,6 +391,12 @@ async function main(): Promise<number> {
       ledgerTable: session.resources.ledgerTable,
       files,
     });
+    // The pipeline's own verifier on the quiet, caught-up pipeline: a healthy backup has no finding.
+    log('[lab] running the reconciler once more on the caught-up pipeline');
+    const finalReconcile = await session.service.reconcile();
+    recordReconcile(loop, 'final', finalReconcile);
+    log(`[lab] ${reconcilerText(finalReconcile)}`);
+    checks.push(...reconcileChecks(loop.reconcileRuns, join(workDir, 'logs', 'reconciler.log')));
     checks.push(...(await deadLetterChecks(session)));
     if (!caughtUp) checks.push({ code: 'NOT_CAUGHT_UP', detail: `not caught up within ${formatDuration(options.catchUpTimeoutMs)}` });
     const ok = verification.ok && checks.length === 0;
@@ -367,6 +412,7 @@ async function main(): Promise<number> {
       functions: stats,
       endpoint: session.endpoint?.stats(),
       functionErrors: loop.functionErrors,
+      reconciler: { everyCycles: session.service.reconcileEveryCycles, runs: loop.reconcileRuns },
     };
     writeFileSync(join(workDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
 

@@ -1,5 +1,5 @@
 /** Human-readable progress and report lines for the lab's console output. */
-import type { CycleStats } from './runner/lambda-service';
+import type { CycleStats, ReconcilerRun } from './runner/lambda-service';
 import type { CatchUpState, VerificationReport } from './verify';
 
 export function formatBytes(bytes: number): string {
@@ -11,6 +11,27 @@ export function formatBytes(bytes: number): string {
 
 export function formatDuration(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** A reconcile run in one phrase: its findings (by code) and what it re-drove, or why it failed. */
+export function reconcilerText(run: ReconcilerRun): string {
+  if (!run.ok || !run.summary) return `reconciler FAILED after ${run.attempts} attempt(s) (${run.error ?? 'unknown'})`;
+  const { findings, findingsByCode, redriven, waitingForBackoff } = run.summary;
+  const codes = Object.entries(findingsByCode).map(([code, count]) => `${code}=${count}`).join(' ');
+  return (
+    `reconciler ${findings} finding(s)${codes ? ` (${codes})` : ''}, ${redriven.length} re-driven` +
+    (waitingForBackoff > 0 ? `, ${waitingForBackoff} in backoff` : '')
+  );
+}
+
+/** Function errors of one cycle, every function's (scheduled invocations that failed after their retries included). */
+export function cycleErrorCount(stats: CycleStats): number {
+  return (
+    stats.sqs.functionErrors.length +
+    stats.stream.functionErrors.length +
+    (stats.scanner.ok ? 0 : 1) +
+    (stats.reconciler && !stats.reconciler.ok ? 1 : 0)
+  );
 }
 
 export function progressLine(options: {
@@ -27,13 +48,14 @@ export function progressLine(options: {
   const lagBytes = state.sourceBytes - state.backedUpBytes;
   const lagAge = state.oldestPendingSince !== undefined ? `, oldest pending ${formatDuration(now - state.oldestPendingSince)}` : '';
   const scanner = stats.scanner.ok ? 'ok' : `FAILED (${stats.scanner.error ?? 'unknown'})`;
-  const errors = stats.sqs.functionErrors.length + stats.stream.functionErrors.length;
+  const errors = cycleErrorCount(stats);
   return (
     `[cycle ${String(cycle).padStart(3)} +${(elapsedMs / 1000).toFixed(0)}s ${phase}] ` +
     `files ${state.files} (done ${state.done}) | source ${formatBytes(state.sourceBytes)}, stored ${formatBytes(state.backedUpBytes)}, ` +
     `lag ${formatBytes(lagBytes)}${lagAge} | scanner ${scanner}, detector ${stats.sqs.messages} msg, ` +
     `downloader ${stats.stream.invocations} inv/${stats.stream.delivered} rec` +
     (stats.stream.retries > 0 ? `/${stats.stream.retries} retries` : '') +
+    (stats.reconciler ? ` | ${reconcilerText(stats.reconciler)}` : '') +
     (errors > 0 ? ` | ${errors} function error(s)` : '') +
     ` | ${formatDuration(cycleMs)}`
   );

@@ -51,9 +51,14 @@ export type ProblemCode =
   | 'LEDGER_SEGMENT_SHA_MISMATCH'
   | 'ORPHAN_OBJECT'
   | 'ORPHAN_LEDGER_ITEM'
-  /** Lab-level checks (lab.ts): messages in a dead-letter queue, the lab host's own test failing. */
+  /**
+   * Lab-level checks (lab.ts): messages in a dead-letter queue, the lab host's own test failing, the
+   * reconciler failing or reporting findings on the healthy lab.
+   */
   | 'DEAD_LETTERS'
-  | 'AUDIT_TEST_FAILED';
+  | 'AUDIT_TEST_FAILED'
+  | 'RECONCILER_FAILED'
+  | 'RECONCILER_FINDINGS';
 
 export interface Problem {
   code: ProblemCode;

@@ -14,9 +14,9 @@ import { toLedgerItem } from '../../../lambda/shared/ledger';
 import { deadLetterQueueUrls, LabSession, LabSessionOptions, startLabSession } from '../lab-session';
 import { sleep } from '../net';
 import type { ProcessRegistry } from '../processes';
-import { formatBytes, formatDuration } from '../progress';
+import { cycleErrorCount, formatBytes, formatDuration, reconcilerText } from '../progress';
 import type { RdsLogEndpointOptions } from '../rds-endpoint';
-import type { CycleStats } from '../runner/lambda-service';
+import type { CycleStats, ReconcilerRun } from '../runner/lambda-service';
 import type { PipelineDefinition } from '../stack-definition';
 import { catchUpState, scanLedger, SourceFile, verifyBackup, VerificationReport } from '../verify';
 import type { FixtureLogs } from './fixtures';
@@ -140,6 +140,8 @@ export class ScenarioRun {
   readonly functionErrors: string[] = [];
   /** Event-source counters over the whole scenario (cycles and direct pumps). */
   readonly totals = { detectorMessages: 0, detectorFailed: 0, streamRecords: 0, streamDelivered: 0, streamRetries: 0, streamDiscarded: 0 };
+  /** Every reconcile-schedule tick of the scenario, in order. */
+  readonly reconcileRuns: ReconcilerRun[] = [];
   cycles = 0;
   private readonly invariantViolations: string[] = [];
   private current: LabSession | undefined;
@@ -206,7 +208,7 @@ export class ScenarioRun {
   }
 
   /** Adds one pump's (or cycle's) counters and function errors to the scenario's. */
-  record(stats: Pick<CycleStats, 'sqs' | 'stream'> & { scanner?: CycleStats['scanner'] }): void {
+  record(stats: Pick<CycleStats, 'sqs' | 'stream'> & Partial<Pick<CycleStats, 'scanner' | 'reconciler'>>): void {
     this.totals.detectorMessages += stats.sqs.messages;
     this.totals.detectorFailed += stats.sqs.failed;
     this.totals.streamRecords += stats.stream.recordsRead;
@@ -216,10 +218,14 @@ export class ScenarioRun {
     this.recordErrors(stats);
   }
 
-  private recordErrors(stats: Pick<CycleStats, 'sqs' | 'stream'> & { scanner?: CycleStats['scanner'] }): void {
+  private recordErrors(stats: Pick<CycleStats, 'sqs' | 'stream'> & Partial<Pick<CycleStats, 'scanner' | 'reconciler'>>): void {
     this.functionErrors.push(...stats.sqs.functionErrors.map((error) => `detector: ${error}`));
     this.functionErrors.push(...stats.stream.functionErrors.map((error) => `downloader: ${error}`));
     if (stats.scanner && !stats.scanner.ok) this.functionErrors.push(`scanner: ${stats.scanner.error ?? 'failed'}`);
+    if (stats.reconciler) {
+      this.reconcileRuns.push(stats.reconciler);
+      if (!stats.reconciler.ok) this.functionErrors.push(`reconciler: ${stats.reconciler.error ?? 'failed'}`);
+    }
   }
 
   /** After any step that ran functions: the ledger invariants must hold. */
@@ -245,13 +251,14 @@ export class ScenarioRun {
     const current = await sources();
     const items = await this.checkLedger(current);
     const state = catchUpState(current, items);
-    const errors = stats.sqs.functionErrors.length + stats.stream.functionErrors.length + (stats.scanner.ok ? 0 : 1);
+    const errors = cycleErrorCount(stats);
     this.log(
       `${label} ${this.cycles}: ${state.done}/${state.files} files complete, ${formatBytes(state.backedUpBytes)} of ${formatBytes(state.sourceBytes)} | ` +
         `detector ${stats.sqs.messages} msg${stats.sqs.failed ? ` (${stats.sqs.failed} failed)` : ''}, ` +
         `downloader ${stats.stream.invocations} inv/${stats.stream.delivered} rec` +
         (stats.stream.retries ? `/${stats.stream.retries} retries` : '') +
         (stats.stream.discarded ? `/${stats.stream.discarded} discarded` : '') +
+        (stats.reconciler ? ` | ${reconcilerText(stats.reconciler)}` : '') +
         (errors ? ` | ${errors} function error(s)` : '') +
         ` | ${formatDuration(Date.now() - begin)}`,
     );
@@ -394,12 +401,23 @@ export class ScenarioRun {
       onFailure.length <= onFailureAtMost,
       `${onFailure.length} batch(es)`,
     );
-    const scheduleDeadLetters = queues.schedule ? await this.drainQueue(queues.schedule) : [];
-    this.check('schedule dead-letter queue empty', scheduleDeadLetters.length === 0, scheduleDeadLetters.length ? `${scheduleDeadLetters.length}` : '');
+    const scheduleDeadLetters: string[] = [];
+    for (const queue of queues.scheduled) scheduleDeadLetters.push(...(await this.drainQueue(queue)));
+    this.check(
+      'scheduled-run dead-letter queues empty (scanner, reconciler)',
+      scheduleDeadLetters.length === 0,
+      scheduleDeadLetters.length ? `${scheduleDeadLetters.length}: ${scheduleDeadLetters[0]?.slice(0, 200)}` : '',
+    );
 
     const unexpected = this.functionErrors.filter((error) => !(expect.expectedFunctionError?.(error) ?? false));
     this.facts.functionErrors = this.functionErrors.length;
     this.check('no unexpected function error', unexpected.length === 0, unexpected.slice(0, 3).map((error) => error.slice(0, 200)).join(' | '));
+    this.facts.reconciler = {
+      runs: this.reconcileRuns.length,
+      failed: this.reconcileRuns.filter((run) => !run.ok).length,
+      redriven: this.reconcileRuns.reduce((sum, run) => sum + (run.summary?.redriven.length ?? 0), 0),
+      findingsByRun: this.reconcileRuns.map((run) => run.summary?.findingsByCode ?? null),
+    };
     this.facts.functions = Object.fromEntries(
       Object.entries(session.service.functions).map(([name, fn]) => [
         name,

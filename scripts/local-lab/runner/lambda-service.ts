@@ -1,25 +1,26 @@
 /**
- * The local Lambda service: the three pipeline functions as the template defines them (timeout,
- * memory, environment), the schedule that starts the scanner, the SQS mapping in front of the detector
- * and the ledger-stream mapping in front of the downloader. One `cycle()` is one schedule tick followed
- * by draining both event sources until the pipeline has nothing left to do.
+ * The local Lambda service: the pipeline's functions as the template defines them (timeout, memory,
+ * environment, asynchronous-invocation retries and on-failure destination), the two schedules (scan,
+ * reconcile), the SQS mapping in front of the detector and the ledger-stream mapping in front of the
+ * downloader. One `cycle()` is one scan-schedule tick followed by draining both event sources until the
+ * pipeline has nothing left to do; every `reconcileEveryCycles`-th cycle the reconcile schedule fires
+ * too, and its run overlaps the drain as an independent schedule's would.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import type { SQSClient } from '@aws-sdk/client-sqs';
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { ENV } from '../../../lambda/shared/contract';
+import type { ReconcileSummary } from '../../../lambda/shared/reconcile';
 import { LAB_CREDENTIALS, LocalResources } from '../aws-services';
 import type { ProcessRegistry } from '../processes';
-import type { FunctionRole, PipelineDefinition } from '../stack-definition';
+import type { FunctionRole, PipelineDefinition, ScheduleDefinition, ScheduledRole } from '../stack-definition';
 import { FUNCTION_ROLES } from '../stack-definition';
 import { buildSchedulerEvent, LAB_ACCOUNT_ID } from './events';
 import { InvokeResult, LambdaFunction } from './lambda-function';
 import { SqsEventSource, SqsPumpStats } from './sqs-source';
 import { DynamoDbStreamEventSource, StreamPumpStats } from './stream-source';
 
-/** Lambda retries a failed asynchronous invocation (the Scheduler's kind) twice by default. */
-const ASYNC_INVOKE_RETRIES = 2;
 /** Node.js runtime identifier Lambda sets in AWS_EXECUTION_ENV (the stack's runtime). */
 const EXECUTION_ENV = 'AWS_Lambda_nodejs22.x';
 
@@ -38,16 +39,49 @@ export interface LambdaServiceOptions {
   envOverrides?: Partial<Record<FunctionRole, Record<string, string>>>;
   /** Invocation budgets per function in ms (default: the template's timeout). */
   timeoutMs?: Partial<Record<FunctionRole, number>>;
+  /**
+   * The reconcile schedule fires on every N-th cycle (lab time). Default: the template's reconcile rate
+   * over its scan rate (a cycle stands for one scan interval). 0: never on its own (`reconcile()` still runs it).
+   */
+  reconcileEveryCycles?: number;
   /** Lab-time stand-in for an SQS message's visibility timeout after a failed batch. */
   sqsRetryDelaySeconds?: number;
   streamRetryDelayMs?: number;
 }
 
+/** One scheduled (asynchronous) invocation, Lambda's retries included. */
+export interface ScheduledRun {
+  ok: boolean;
+  attempts: number;
+  error?: string;
+}
+
+/** A reconcile-schedule tick: the function's summary when it succeeded. */
+export interface ReconcilerRun extends ScheduledRun {
+  summary?: ReconcileSummary;
+}
+
 export interface CycleStats {
-  scanner: { ok: boolean; attempts: number; error?: string };
+  scanner: ScheduledRun;
+  /** Present on the cycles the reconcile schedule fired. */
+  reconciler?: ReconcilerRun;
   sqs: SqsPumpStats;
   stream: StreamPumpStats;
   rounds: number;
+}
+
+/** The reconciler's return value, checked before the lab relies on it. */
+function reconcileSummaryOf(value: unknown): ReconcileSummary | undefined {
+  const candidate = value as Partial<ReconcileSummary> | null;
+  if (candidate && typeof candidate === 'object' && typeof candidate.findings === 'number' && Array.isArray(candidate.redriven)) {
+    return candidate as ReconcileSummary;
+  }
+  return undefined;
+}
+
+/** Default lab-time cadence: as many cycles (scan intervals) as fit in one reconcile interval. */
+export function defaultReconcileEveryCycles(definition: Pick<PipelineDefinition, 'schedule' | 'reconcileSchedule'>): number {
+  return Math.max(1, Math.round(definition.reconcileSchedule.rateMs / definition.schedule.rateMs));
 }
 
 /** Lambda's own variables plus the template's, resolved against the local resources. */
@@ -95,7 +129,9 @@ export class LocalLambdaService {
   readonly functions: Record<FunctionRole, LambdaFunction>;
   readonly sqsSource: SqsEventSource;
   readonly streamSource: DynamoDbStreamEventSource;
-  private tick = 0;
+  readonly reconcileEveryCycles: number;
+  private readonly ticks: Record<ScheduledRole, number> = { scanner: 0, reconciler: 0 };
+  private cycles = 0;
 
   constructor(private readonly options: LambdaServiceOptions) {
     const { definition, resources, registry, region } = options;
@@ -106,7 +142,12 @@ export class LocalLambdaService {
       detector: definition.detectorSource.maxConcurrency ?? 1,
       // One batch per shard at a time (parallelization factor), capped by reserved concurrency.
       downloader: Math.max(1, Math.min(definition.functions.downloader.reservedConcurrency ?? Infinity, definition.downloaderSource.parallelizationFactor)),
+      // A run lasts far less than the reconcile interval; runs never overlap.
+      reconciler: 1,
     };
+    const every = options.reconcileEveryCycles ?? defaultReconcileEveryCycles(definition);
+    if (!Number.isInteger(every) || every < 0) throw new Error(`reconcileEveryCycles must be a whole number >= 0, got ${every}`);
+    this.reconcileEveryCycles = every;
     const functions = {} as Record<FunctionRole, LambdaFunction>;
     for (const role of FUNCTION_ROLES) {
       const fn = definition.functions[role];
@@ -148,27 +189,64 @@ export class LocalLambdaService {
     });
   }
 
-  /** One schedule tick: EventBridge Scheduler invokes the scanner asynchronously. */
-  async tickSchedule(): Promise<CycleStats['scanner']> {
-    this.tick += 1;
-    const scheduleArn = `arn:aws:scheduler:${this.options.region}:${LAB_ACCOUNT_ID}:schedule/default/lab-scan`;
-    let last: InvokeResult | undefined;
-    for (let attempt = 1; attempt <= 1 + ASYNC_INVOKE_RETRIES; attempt += 1) {
-      const event = buildSchedulerEvent(this.options.definition.schedule.input, {
-        arn: scheduleArn,
-        scheduledTime: new Date(),
-        executionId: `lab-tick-${this.tick}`,
-        attemptNumber: 1,
-      });
-      last = await this.functions.scanner.invoke(event);
-      if (last.ok) return { ok: true, attempts: attempt };
-    }
-    const error = last && !last.ok ? `${last.errorType}: ${last.errorMessage}` : 'no invocation';
-    return { ok: false, attempts: 1 + ASYNC_INVOKE_RETRIES, error };
+  /** One scan-schedule tick: EventBridge Scheduler invokes the scanner asynchronously. */
+  async tickSchedule(): Promise<ScheduledRun> {
+    return (await this.invokeScheduled('scanner', this.options.definition.schedule)).run;
   }
 
-  /** Tick, then drain the queue and the stream until neither has anything more to deliver. */
+  /** One reconcile-schedule tick (also the lab's way to run the reconciler at a moment of its choosing). */
+  async reconcile(): Promise<ReconcilerRun> {
+    const { run, value } = await this.invokeScheduled('reconciler', this.options.definition.reconcileSchedule);
+    if (!run.ok) return run;
+    const summary = reconcileSummaryOf(value);
+    if (!summary) return { ok: false, attempts: run.attempts, error: `unexpected result ${JSON.stringify(value)?.slice(0, 200)}` };
+    return { ...run, summary };
+  }
+
+  /**
+   * Scheduler hands the event to Lambda asynchronously: a failed invocation is retried with the same
+   * event as often as the function's EventInvokeConfig says, then its invocation record goes to the
+   * on-failure destination.
+   */
+  private async invokeScheduled(role: ScheduledRole, schedule: ScheduleDefinition): Promise<{ run: ScheduledRun; value?: unknown }> {
+    this.ticks[role] += 1;
+    const fn = this.functions[role];
+    const { asyncInvoke } = this.options.definition.functions[role];
+    const event = buildSchedulerEvent(schedule.input, {
+      arn: `arn:aws:scheduler:${this.options.region}:${LAB_ACCOUNT_ID}:schedule/default/${schedule.logicalId}`,
+      scheduledTime: new Date(),
+      executionId: `lab-${role}-tick-${this.ticks[role]}`,
+      attemptNumber: 1,
+    });
+    const attempts = 1 + asyncInvoke.retryAttempts;
+    let last: InvokeResult | undefined;
+    for (let attempt = 1; attempt <= attempts; attempt += 1) {
+      last = await fn.invoke(event);
+      if (last.ok) return { run: { ok: true, attempts: attempt }, value: last.value };
+    }
+    const error = last && !last.ok ? `${last.errorType}: ${last.errorMessage}` : 'no invocation';
+    const onFailure = asyncInvoke.onFailureQueueLogicalId ? this.options.resources.queueUrls[asyncInvoke.onFailureQueueLogicalId] : undefined;
+    if (onFailure && last && !last.ok) {
+      const record = {
+        version: '1.0',
+        timestamp: new Date().toISOString(),
+        requestContext: { requestId: last.requestId, functionArn: `${fn.arn}:$LATEST`, condition: 'RetriesExhausted', approximateInvokeCount: attempts },
+        requestPayload: event,
+        responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+        responsePayload: { errorType: last.errorType, errorMessage: last.errorMessage },
+      };
+      await this.options.clients.sqs.send(new SendMessageCommand({ QueueUrl: onFailure, MessageBody: JSON.stringify(record) }));
+    }
+    return { run: { ok: false, attempts, error } };
+  }
+
+  /**
+   * Ticks the scan schedule (and the reconcile schedule when due), then drains the queue and the stream
+   * until neither has anything more to deliver. Items the reconciler re-drove are drained in the same cycle.
+   */
   async cycle(maxRounds = 50): Promise<CycleStats> {
+    this.cycles += 1;
+    const reconciling = this.reconcileEveryCycles > 0 && this.cycles % this.reconcileEveryCycles === 0 ? this.reconcile() : undefined;
     const scanner = await this.tickSchedule();
     const sqs: SqsPumpStats = { batches: 0, messages: 0, succeeded: 0, failed: 0, functionErrors: [] };
     const stream: StreamPumpStats = {
@@ -181,6 +259,13 @@ export class LocalLambdaService {
       discarded: 0,
       functionErrors: [],
     };
+    let rounds = await this.drain(maxRounds, sqs, stream);
+    const reconciler = await reconciling;
+    if (reconciler?.summary?.redriven.length) rounds += await this.drain(maxRounds, sqs, stream);
+    return { scanner, ...(reconciler ? { reconciler } : {}), sqs, stream, rounds };
+  }
+
+  private async drain(maxRounds: number, sqs: SqsPumpStats, stream: StreamPumpStats): Promise<number> {
     let rounds = 0;
     for (; rounds < maxRounds; rounds += 1) {
       const queued = await this.sqsSource.pump();
@@ -189,7 +274,7 @@ export class LocalLambdaService {
       mergeInto(stream, streamed);
       if (queued.messages === 0 && streamed.recordsRead === 0) break;
     }
-    return { scanner, sqs, stream, rounds };
+    return rounds;
   }
 
   async close(): Promise<void> {

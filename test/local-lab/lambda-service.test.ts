@@ -1,0 +1,164 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { mockClient } from 'aws-sdk-client-mock';
+import type { ReconcileSummary } from '../../lambda/shared/reconcile';
+import type { LocalResources } from '../../scripts/local-lab/aws-services';
+import { ProcessRegistry } from '../../scripts/local-lab/processes';
+import type { InvokeResult, LambdaFunction } from '../../scripts/local-lab/runner/lambda-function';
+import { LocalLambdaService } from '../../scripts/local-lab/runner/lambda-service';
+import type { SqsPumpStats } from '../../scripts/local-lab/runner/sqs-source';
+import type { StreamPumpStats } from '../../scripts/local-lab/runner/stream-source';
+import { type FunctionRole, synthesizePipeline } from '../../scripts/local-lab/stack-definition';
+
+// One synthesis (no bundling) for the whole file.
+const definition = synthesizePipeline('us-east-1', '123456789012');
+const sqsMock = mockClient(SQSClient);
+
+const queueUrl = (logicalId: string) => `http://127.0.0.1/123456789012/${logicalId}`;
+const resources: LocalResources = {
+  bucket: 'bucket',
+  ledgerTable: 'ledger',
+  ledgerStreamArn: 'arn:aws:dynamodb:us-east-1:123456789012:table/ledger/stream/x',
+  idempotencyTable: 'idempotency',
+  queueUrls: new Proxy({}, { get: (_target, name) => (typeof name === 'string' ? queueUrl(name) : undefined) }),
+  queueArns: new Proxy({}, { get: (_target, name) => (typeof name === 'string' ? `arn:aws:sqs:us-east-1:123456789012:${name}` : undefined) }),
+  resolve: (value) => (typeof value === 'string' ? value : JSON.stringify(value)),
+};
+
+const summary = (redriven: ReconcileSummary['redriven'] = []): ReconcileSummary => ({
+  findings: redriven.length,
+  findingsByCode: redriven.length ? { STALE_PENDING: redriven.length } : {},
+  itemsVerified: 0,
+  objectsChecked: 0,
+  redriven,
+  waitingForBackoff: 0,
+  changedMeanwhile: 0,
+});
+const ok = (value: unknown = null): InvokeResult => ({ ok: true, value, requestId: 'r', durationMs: 1 });
+const failure: InvokeResult = { ok: false, requestId: 'r-failed', durationMs: 1, timedOut: false, crashed: false, errorType: 'Error', errorMessage: 'boom' };
+const quietSqs = (): SqsPumpStats => ({ batches: 0, messages: 0, succeeded: 0, failed: 0, functionErrors: [] });
+const quietStream = (): StreamPumpStats => ({ recordsRead: 0, filteredOut: 0, delivered: 0, invocations: 0, retries: 0, bisections: 0, discarded: 0, functionErrors: [] });
+
+/** The service with its scheduled functions and event sources replaced by doubles that log what happens. */
+function serviceWith(options: { reconcileEveryCycles?: number; reconciler?: (call: number) => InvokeResult }) {
+  const workDir = mkdtempSync(join(tmpdir(), 'lambda-service-test-'));
+  const service = new LocalLambdaService({
+    definition,
+    resources,
+    clients: { sqs: new SQSClient({ region: 'us-east-1' }), streams: new DynamoDBStreamsClient({ region: 'us-east-1' }) },
+    registry: new ProcessRegistry(),
+    region: 'us-east-1',
+    awsEndpointUrl: 'http://127.0.0.1:1',
+    rdsEndpointUrl: 'http://127.0.0.1:2',
+    workDir,
+    ...(options.reconcileEveryCycles !== undefined ? { reconcileEveryCycles: options.reconcileEveryCycles } : {}),
+  });
+  const timeline: string[] = [];
+  const events: Partial<Record<FunctionRole, unknown[]>> = {};
+  const fake = (role: FunctionRole, respond: (call: number) => InvokeResult): LambdaFunction => {
+    const calls: unknown[] = (events[role] = []);
+    return {
+      arn: `arn:aws:lambda:us-east-1:123456789012:function:lab-${role}`,
+      invoke: async (event: unknown) => {
+        calls.push(event);
+        timeline.push(role);
+        return respond(calls.length);
+      },
+    } as unknown as LambdaFunction;
+  };
+  const functions = service.functions as Record<FunctionRole, LambdaFunction>;
+  functions.scanner = fake('scanner', () => ok());
+  functions.reconciler = fake('reconciler', options.reconciler ?? (() => ok(summary())));
+  Object.assign(service.sqsSource, { pump: async () => (timeline.push('pump'), quietSqs()) });
+  Object.assign(service.streamSource, { pump: async () => quietStream() });
+  return { service, timeline, events, cleanup: () => rmSync(workDir, { recursive: true, force: true }) };
+}
+
+beforeEach(() => {
+  sqsMock.reset();
+  sqsMock.on(SendMessageCommand).resolves({ MessageId: 'm' });
+});
+
+describe('LocalLambdaService schedules', () => {
+  it('fires the reconcile schedule on every N-th cycle only, with the empty event Scheduler sends without Input', async () => {
+    const { service, events, cleanup } = serviceWith({ reconcileEveryCycles: 3 });
+    try {
+      const fired: number[] = [];
+      for (let cycle = 1; cycle <= 7; cycle += 1) {
+        const stats = await service.cycle();
+        if (stats.reconciler) fired.push(cycle);
+        expect(stats.reconciler?.summary ?? summary()).toEqual(summary());
+      }
+      expect(fired).toEqual([3, 6]);
+      expect(events.scanner).toHaveLength(7);
+      expect(events.reconciler).toEqual([{}, {}]);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('defaults to the ratio of the reconcile rate to the scan rate; 0 never fires it on its own', async () => {
+    const derived = serviceWith({});
+    const never = serviceWith({ reconcileEveryCycles: 0 });
+    try {
+      expect(derived.service.reconcileEveryCycles).toBe(Math.round(definition.reconcileSchedule.rateMs / definition.schedule.rateMs));
+      for (let cycle = 0; cycle < 5; cycle += 1) expect((await never.service.cycle()).reconciler).toBeUndefined();
+      expect(never.events.reconciler).toHaveLength(0);
+      expect((await never.service.reconcile()).ok).toBe(true);
+    } finally {
+      derived.cleanup();
+      never.cleanup();
+    }
+  });
+
+  it('drains the event sources again in the same cycle when the reconciler re-drove items', async () => {
+    const redriven = [{ instance: 'lab-writer', file: 'audit/a.log', from: 'PENDING' as const }];
+    const pumpsPerCycle = async (reconcilerResult: ReconcileSummary): Promise<number> => {
+      const { service, timeline, cleanup } = serviceWith({ reconcileEveryCycles: 1, reconciler: () => ok(reconcilerResult) });
+      try {
+        const stats = await service.cycle();
+        expect(stats.reconciler?.summary).toEqual(reconcilerResult);
+        return timeline.filter((step) => step === 'pump').length;
+      } finally {
+        cleanup();
+      }
+    };
+    // Quiet sources: one round per drain; the re-drive adds a second drain after the run.
+    expect(await pumpsPerCycle(summary())).toBe(1);
+    expect(await pumpsPerCycle(summary(redriven))).toBe(2);
+  });
+
+  it("retries a failed run as the function's EventInvokeConfig says, then sends the invocation record to its on-failure queue", async () => {
+    const { service, events, cleanup } = serviceWith({ reconciler: () => failure });
+    try {
+      const run = await service.reconcile();
+      const { asyncInvoke } = definition.functions.reconciler;
+      expect(run).toEqual({ ok: false, attempts: 1 + asyncInvoke.retryAttempts, error: 'Error: boom' });
+      expect(events.reconciler).toHaveLength(1 + asyncInvoke.retryAttempts);
+      const sent = sqsMock.commandCalls(SendMessageCommand);
+      expect(sent).toHaveLength(1);
+      expect(sent[0]?.args[0].input.QueueUrl).toBe(queueUrl(asyncInvoke.onFailureQueueLogicalId ?? 'none'));
+      expect(JSON.parse(sent[0]?.args[0].input.MessageBody ?? '{}')).toMatchObject({
+        requestContext: { condition: 'RetriesExhausted', approximateInvokeCount: 1 + asyncInvoke.retryAttempts, requestId: 'r-failed' },
+        requestPayload: {},
+        responsePayload: { errorType: 'Error', errorMessage: 'boom' },
+      });
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('treats a reconciler result without a summary as a failed run', async () => {
+    const { service, cleanup } = serviceWith({ reconciler: () => ok({ unexpected: true }) });
+    try {
+      const run = await service.reconcile();
+      expect(run.ok).toBe(false);
+      expect(run.error).toMatch(/unexpected result/);
+    } finally {
+      cleanup();
+    }
+  });
+});
