@@ -79,3 +79,27 @@ export function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   return error.name && error.name !== 'Error' ? `${error.name}: ${error.message}` : error.message;
 }
+
+/**
+ * Runs a command's body and maps what escapes it to the documented exits: a usage error (exit 2, with
+ * the --help hint) or a failure to complete (exit 2, described). Findings are the body's own exit 1.
+ */
+export async function runCommand(name: string, activity: string, io: CliIo, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr.write(`${name}: ${error.message}\n\nRun with --help for usage.\n`);
+      return EXIT.error;
+    }
+    io.stderr.write(`${name}: could not complete the ${activity}: ${describeError(error)}\n`);
+    return EXIT.error;
+  }
+}
+
+/** Runs a command as the process's main module: its result becomes the exit code. */
+export function runAsMain(command: (argv: string[]) => Promise<number>): void {
+  command(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -17,7 +17,8 @@ import {
   STACK_OUTPUTS_HINT,
   UsageError,
   createCliClients,
-  describeError,
+  runAsMain,
+  runCommand,
   optionOrEnv,
   parseOptions,
   processIo,
@@ -61,7 +62,7 @@ export async function runRestore(
   io: CliIo = processIo,
   clientsFor: (region: string | undefined) => CliClients = createCliClients,
 ): Promise<number> {
-  try {
+  return runCommand('restore', 'restore', io, async () => {
     const { values } = parseOptions({
       args: argv,
       options: {
@@ -131,18 +132,7 @@ export async function runRestore(
       }
       throw error;
     }
-  } catch (error) {
-    if (error instanceof UsageError) {
-      io.stderr.write(`restore: ${error.message}\n\nRun with --help for usage.\n`);
-      return EXIT.error;
-    }
-    io.stderr.write(`restore: could not complete the restore: ${describeError(error)}\n`);
-    return EXIT.error;
-  }
-}
-
-if (require.main === module) {
-  runRestore(process.argv.slice(2)).then((code) => {
-    process.exitCode = code;
   });
 }
+
+if (require.main === module) runAsMain(runRestore);

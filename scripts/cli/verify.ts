@@ -19,7 +19,8 @@ import {
   STACK_OUTPUTS_HINT,
   UsageError,
   createCliClients,
-  describeError,
+  runAsMain,
+  runCommand,
   optionOrEnv,
   parseOptions,
   positiveNumber,
@@ -70,7 +71,7 @@ export async function runVerify(
   io: CliIo = processIo,
   clientsFor: (region: string | undefined) => CliClients = createCliClients,
 ): Promise<number> {
-  try {
+  return runCommand('verify', 'verification', io, async () => {
     const { values } = parseOptions({
       args: argv,
       options: {
@@ -144,18 +145,7 @@ export async function runVerify(
       }
     }
     return report.findings.length === 0 ? EXIT.ok : EXIT.findings;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      io.stderr.write(`verify: ${error.message}\n\nRun with --help for usage.\n`);
-      return EXIT.error;
-    }
-    io.stderr.write(`verify: could not complete the verification: ${describeError(error)}\n`);
-    return EXIT.error;
-  }
-}
-
-if (require.main === module) {
-  runVerify(process.argv.slice(2)).then((code) => {
-    process.exitCode = code;
   });
 }
+
+if (require.main === module) runAsMain(runVerify);
