@@ -17,6 +17,13 @@
  * overwritten, nor overwrite: when S3 refuses a PUT because the key holds an object, that object is
  * settled like an intent (the same length and SHA-256: adopted; different: FAILED, left untouched).
  *
+ * Storing overlaps reading: a spool sealed because it reached MAX_OBJECT_BYTES is stored (intent, PUT,
+ * checkpoint, in that order) in the background while the next pages go to a new spool. At most one store
+ * is in flight, and it is awaited before the next spool is sealed, at the end, at a hand-off and on any
+ * error, so intent N+1 still follows checkpoint N and no two PUTs ever overlap. A failed background store
+ * stops the reading before its next page and fails the pass like a foreground one. /tmp holds up to two
+ * spools (the one being stored and the one being filled); memory still holds one page.
+ *
  * The resume point is a Marker plus MarkerSkipBytes: RDS's last page normally carries a Marker, but when
  * one with data carries none its bytes are still stored, and the checkpoint keeps the Marker from before
  * that page plus the page's length; the next pass re-reads the page and drops the bytes already stored.
@@ -107,9 +114,27 @@ function conflictWith(key: string, existing: ExistingObject, expectedBytes: numb
 
 type IntentResolution = { kind: 'adopted' } | { kind: 'dropped' } | { kind: 'conflict'; reason: string };
 
+/** A sealed spool and the segment it becomes: its range, digest and the resume point after it. */
+interface SealedSegment {
+  spool: SegmentSpool;
+  sealed: SealedSpool;
+  segment: PendingSegment;
+}
+
+/** The background store of one sealed spool; `failure` is set as soon as it rejects. */
+interface StoreInFlight {
+  settled: Promise<void>;
+  failure?: { error: unknown };
+  /** The budget's remaining time when it started: it may take up to a safety margin from then. */
+  startedAtRemainingMs: number;
+}
+
 /** One download pass under one claim. */
 class Pass {
+  /** BackedUpBytes: bytes checkpointed in the ledger. */
   private offset: number;
+  /** Where the spool being filled starts: `offset` plus the bytes of the spool being stored, if any. */
+  private spoolStart: number;
   /**
    * Where the bytes after the spool start: read from `marker`, drop the first `skipBytes` (non-zero only
    * after a page that came without a Marker).
@@ -120,7 +145,8 @@ class Pass {
   private objectsStored = 0;
   private bytesAdopted = 0;
   private portionCalls = 0;
-  private readonly spool: SegmentSpool;
+  private spool: SegmentSpool;
+  private inFlight: StoreInFlight | undefined;
 
   constructor(
     private readonly deps: DownloadDependencies,
@@ -131,6 +157,7 @@ class Pass {
     storedSkipBytes: number | undefined,
   ) {
     this.offset = backedUpBytes;
+    this.spoolStart = backedUpBytes;
     this.marker = storedMarker ?? FIRST_MARKER;
     this.skipBytes = storedSkipBytes ?? 0;
     this.spool = deps.segments.openSpool();
@@ -154,10 +181,12 @@ class Pass {
     const { reader, config } = this.deps;
     let emptyPages = 0;
     for (;;) {
-      if (budget.remainingMs() < config.safetyMarginMs) return 'time';
+      // A failed background store ends the pass before another page is read.
+      if (this.inFlight?.failure) await this.settleInFlight();
+      if (budget.remainingMs() < config.safetyMarginMs + this.inFlightWorstCaseMs(budget)) return 'time';
       const page = await reader.readPage(this.work.instance, this.work.file, this.marker);
       this.portionCalls += page.calls;
-      await this.take(page);
+      await this.take(page, budget);
       if (page.data.length > 0) {
         emptyPages = 0;
       } else if (page.additionalDataPending && ++emptyPages > MAX_EMPTY_PAGES) {
@@ -168,8 +197,18 @@ class Pass {
     }
   }
 
+  /**
+   * How much longer the store in flight may still take: a store is given up to a safety margin, so a
+   * hand-off decided now must leave that much on top of the margin for storing the current spool.
+   */
+  private inFlightWorstCaseMs(budget: TimeBudget): number {
+    if (!this.inFlight) return 0;
+    const elapsed = this.inFlight.startedAtRemainingMs - budget.remainingMs();
+    return Math.max(0, this.deps.config.safetyMarginMs - elapsed);
+  }
+
   /** Spools the page's bytes not stored yet and moves the resume point past the page. */
-  private async take(page: LogPage): Promise<void> {
+  private async take(page: LogPage, budget: TimeBudget): Promise<void> {
     if (!page.marker && page.data.length > 0 && page.additionalDataPending) {
       // More pages follow, and nothing says where they start.
       throw new Error(`RDS returned ${page.data.length} bytes without a Marker after ${this.resumePoint()} with more data pending; cannot continue`);
@@ -183,7 +222,9 @@ class Pass {
     const fresh = page.data.subarray(Math.min(this.skipBytes, page.data.length));
     if (fresh.length > 0) {
       // Objects stay within the limit unless a single page exceeds it.
-      if (this.spool.bytes > 0 && this.spool.bytes + fresh.length > this.deps.config.maxObjectBytes) await this.store();
+      if (this.spool.bytes > 0 && this.spool.bytes + fresh.length > this.deps.config.maxObjectBytes) {
+        await this.storeInBackground(budget);
+      }
       await this.spool.append(fresh);
     }
     if (page.marker) {
@@ -225,6 +266,7 @@ class Pass {
     if (conflict) return { kind: 'conflict', reason: conflict };
     if (!(await ledger.checkpoint(this.work, this.token, intent, this.deps.now()))) throw new ClaimLostError(this.work);
     this.offset = intent.End;
+    this.spoolStart = intent.End;
     this.marker = intent.Marker;
     this.skipBytes = intent.MarkerSkipBytes ?? 0;
     this.bytesAdopted += expectedBytes;
@@ -245,23 +287,86 @@ class Pass {
   }
 
   /**
-   * Stores the spool as one object with a two-phase commit (intent, PUT, checkpoint); a no-op when
-   * nothing is spooled. A holder dying between any two steps leaves the item resolvable by the next.
+   * Awaits the store in flight (if any), then seals the spool being filled and hands it over with the
+   * segment it becomes, opening a new spool for the pages after it. Undefined when nothing is spooled.
    */
-  async store(): Promise<void> {
-    if (this.spool.bytes === 0) return;
-    const { ledger } = this.deps;
+  private async sealSegment(): Promise<SealedSegment | undefined> {
+    await this.settleInFlight();
+    if (this.spool.bytes === 0) return undefined;
     const sealed = await this.spool.seal();
+    // The resume point now is the one after the sealed bytes: capture it before more pages move it.
     const segment: PendingSegment = {
-      Start: this.offset,
-      End: this.offset + sealed.bytes,
+      Start: this.spoolStart,
+      End: this.spoolStart + sealed.bytes,
       Sha256: sealed.sha256,
       Marker: this.marker,
       ...(this.skipBytes > 0 ? { MarkerSkipBytes: this.skipBytes } : {}),
     };
+    const spool = this.spool;
+    this.spool = this.deps.segments.openSpool();
+    this.spoolStart = segment.End;
+    return { spool, sealed, segment };
+  }
+
+  /**
+   * Seals the spool and stores it in the background while reading goes on into a new spool. The
+   * rejection handler is attached at once (no unhandled rejection); the failure is rethrown by
+   * `settleInFlight`, which every later step calls first.
+   */
+  private async storeInBackground(budget: TimeBudget): Promise<void> {
+    const next = await this.sealSegment();
+    if (!next) return;
+    const startedAtRemainingMs = budget.remainingMs();
+    const store: StoreInFlight = { settled: Promise.resolve(), startedAtRemainingMs };
+    // Never rejects: the failure is recorded the moment it happens (before the spool file is removed,
+    // which takes I/O), so the reading loop stops before its next page.
+    store.settled = (async () => {
+      try {
+        await this.commit(next);
+      } catch (error) {
+        store.failure = { error };
+      }
+      try {
+        await next.spool.discard();
+      } catch (error) {
+        store.failure ??= { error };
+      }
+    })();
+    this.inFlight = store;
+  }
+
+  /** Waits for the store in flight to end; rethrows its failure. */
+  private async settleInFlight(): Promise<void> {
+    const store = this.inFlight;
+    if (!store) return;
+    await store.settled;
+    this.inFlight = undefined;
+    if (store.failure) throw store.failure.error;
+  }
+
+  /**
+   * Stores what is spooled as one object (after the store in flight, if any); a no-op when nothing is
+   * spooled.
+   */
+  async store(): Promise<void> {
+    const next = await this.sealSegment();
+    if (!next) return;
+    try {
+      await this.commit(next);
+    } finally {
+      await next.spool.discard();
+    }
+  }
+
+  /**
+   * Stores a sealed spool with a two-phase commit (intent, PUT, checkpoint). A holder dying between any
+   * two steps leaves the item resolvable by the next. The caller removes the sealed spool's file.
+   */
+  private async commit({ spool, sealed, segment }: SealedSegment): Promise<void> {
+    const { ledger } = this.deps;
     if (!(await ledger.recordIntent(this.work, this.token, segment))) throw new ClaimLostError(this.work);
     const key = segmentObjectKey(this.work.instance, this.work.file, segment.Start, segment.End);
-    const stored = await this.spool.store(key);
+    const stored = await spool.store(key);
     if (stored.kind === 'exists') await this.settleExisting(key, sealed);
     if (!(await ledger.checkpoint(this.work, this.token, segment, this.deps.now()))) throw new ClaimLostError(this.work);
     this.offset = segment.End;
@@ -345,7 +450,27 @@ class Pass {
     }
   }
 
+  /**
+   * After an error elsewhere: waits for the store in flight, so that it never writes to the item after
+   * the pass recorded its outcome, nor outlives the pass. Its own failure is secondary to the error
+   * already on its way (which the caller rethrows or records) and is logged, not lost.
+   */
+  async endStoreInFlight(): Promise<void> {
+    const store = this.inFlight;
+    this.inFlight = undefined;
+    if (!store) return;
+    await store.settled;
+    if (store.failure) {
+      this.deps.logger.error('a background store failed while the pass was ending on another error', {
+        work: this.work,
+        error: store.failure.error,
+      });
+    }
+  }
+
+  /** Removes the spool files whatever happened. */
   async close(): Promise<void> {
+    await this.endStoreInFlight();
     await this.spool.discard();
   }
 }
@@ -390,6 +515,8 @@ export async function backUpLogFile(
     }
     return await pass.finish(stop);
   } catch (error) {
+    // Nothing is recorded on the item while a store of this pass may still write to it.
+    await pass.endStoreInFlight();
     if (error instanceof ClaimLostError) {
       deps.logger.warn('claim taken over while downloading; the new holder continues', { work });
       return pass.result('CLAIM_LOST');
