@@ -211,13 +211,24 @@ export class LogFileCatalog {
     const pattern = new RegExp(`^${escapeRegExp(baseName)}(\\.\\d+)?$`);
     const entries = (this.state.instances[instanceId] ??= []);
 
-    // readdir is not atomic with respect to renames: a file being rotated can be missed once. Only a
-    // file missing from two consecutive scans is declared gone.
-    let plan = await this.reconcile(entries, await observe(source.dir, pattern));
-    if (plan.missing.length > 0) plan = await this.reconcile(entries, await observe(source.dir, pattern));
+    // A scan is not atomic with respect to renames. A rotation renames every file one by one (.n ->
+    // .n+1, ..., server_audit.log -> .1), and a scan overlapping it can stat a listed path after the
+    // file it named moved on: it then sees one file twice and misses another. So a file is declared
+    // gone only when two consecutive scans saw the same files at the same paths (a settled directory)
+    // and it was in neither; otherwise this request declares nothing gone and a later one decides.
+    let observations = await observe(source.dir, pattern);
+    let plan = await this.reconcile(entries, observations);
+    let settled = plan.missing.length === 0;
+    for (let attempt = 0; !settled && attempt < MAX_SETTLE_SCANS; attempt++) {
+      const again = await observe(source.dir, pattern);
+      settled = sameLayout(observations, again);
+      observations = again;
+      plan = await this.reconcile(entries, again);
+      if (plan.missing.length === 0) settled = true;
+    }
 
     let changed = false;
-    for (const entry of plan.missing) {
+    for (const entry of settled ? plan.missing : []) {
       entry.gone = true;
       changed = true;
     }
@@ -303,6 +314,19 @@ export class LogFileCatalog {
   }
 }
 
+/** Scans one request makes at most to see the directory settle before it judges a file gone. */
+const MAX_SETTLE_SCANS = 20;
+
+/** The same files (device + inode) at the same paths; sizes may differ (the current file grows). */
+function sameLayout(a: readonly Observation[], b: readonly Observation[]): boolean {
+  if (a.length !== b.length) return false;
+  const at = new Map(a.map((observation) => [observation.path, observation.stats]));
+  return b.every((observation) => {
+    const earlier = at.get(observation.path);
+    return earlier !== undefined && earlier.dev === observation.stats.dev && earlier.ino === observation.stats.ino;
+  });
+}
+
 async function observe(dir: string, pattern: RegExp): Promise<Observation[]> {
   let names: string[];
   try {
@@ -312,11 +336,18 @@ async function observe(dir: string, pattern: RegExp): Promise<Observation[]> {
     throw error;
   }
   const observations: Observation[] = [];
+  // A scan overlapping a rotation can find one file under two paths (stat'ed before and after its
+  // rename): it is one file, known once, or it would get two names.
+  const seen = new Set<string>();
   for (const name of names.filter((candidate) => pattern.test(candidate))) {
     const path = join(dir, name);
     try {
       const stats = await stat(path);
-      if (stats.isFile()) observations.push({ path, stats });
+      const identity = `${stats.dev}:${stats.ino}`;
+      if (stats.isFile() && !seen.has(identity)) {
+        seen.add(identity);
+        observations.push({ path, stats });
+      }
     } catch (error) {
       if (!isNotFound(error)) throw error; // renamed away since readdir: the next scan sees it
     }
