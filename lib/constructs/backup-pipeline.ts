@@ -113,7 +113,10 @@ const STALE_CLAIM_DOWNLOADER_TIMEOUTS = 3;
  * so a file backed up in one pass is one object; bounded, so a crash mid-spool re-downloads at most this.
  */
 const MAX_OBJECT_SIZE = Size.mebibytes(256);
-/** /tmp holds the current spool plus any a crashed invocation left behind in a reused environment. */
+/**
+ * /tmp holds the spool being filled and the one being stored in the background, plus any a crashed
+ * invocation left behind in a reused environment.
+ */
 const DOWNLOADER_EPHEMERAL_STORAGE = Size.gibibytes(2);
 
 /**
@@ -269,7 +272,8 @@ export class BackupPipeline extends Construct {
         [ENV.ledgerTable]: ledgerTable.tableName,
         [ENV.idempotencyTable]: idempotencyTable.tableName,
         [ENV.bucket]: bucket.bucketName,
-        // Room to finish the PUT of a full spool and write the checkpoint before the timeout.
+        // Room to finish the PUT of a full spool and write the checkpoint before the timeout (the
+        // downloader keeps one more margin while a background store is in flight).
         [ENV.safetyMarginMs]: String(Duration.seconds(90).toMilliseconds()),
         [ENV.maxObjectBytes]: String(MAX_OBJECT_SIZE.toBytes()),
         [ENV.spoolDir]: '/tmp',
