@@ -21,7 +21,7 @@ import { LAB_AUDIT_EVENTS, LabSession, startLabSession } from '../local-lab/lab-
 import { MAX_AUDIT_FILE_ROTATIONS } from '../local-lab/mariadb';
 import { sleep } from '../local-lab/net';
 import { preflight, PreflightError } from '../local-lab/preflight';
-import { installCleanupHandlers, ProcessRegistry } from '../local-lab/processes';
+import { beginRun, parseCommandLine } from '../local-lab/processes';
 import { formatBytes, formatDuration, reportLines } from '../local-lab/progress';
 import { EndpointStats, startRdsLogEndpoint } from '../local-lab/rds-endpoint';
 import { writeSyntheticAuditLog } from '../local-lab/rds-endpoint/serve-rate';
@@ -763,27 +763,11 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
 
 async function main(): Promise<number> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  let options: BenchOptions;
-  try {
-    const parsed = parseOptions(process.argv.slice(2));
-    if (parsed === 'help') {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    options = parsed;
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${HELP}`);
-    return 2;
-  }
+  const options = parseCommandLine(parseOptions, HELP);
+  if (typeof options === 'number') return options;
 
   const { workDir } = options;
-  const pidFile = join(dirname(workDir), 'bench-pids.json');
-  const reaped = ProcessRegistry.reapLeftovers(pidFile);
-  if (reaped > 0) log(`[bench] stopped ${reaped} process(es) an earlier, killed run left behind`);
-  rmSync(workDir, { recursive: true, force: true });
-  mkdirSync(join(workDir, 'logs'), { recursive: true });
-  const registry = new ProcessRegistry(pidFile);
-  installCleanupHandlers(registry, (error) => process.stderr.write(`[bench] fatal: ${String((error as Error)?.stack ?? error)}\n`));
+  const registry = beginRun('bench', workDir, join(dirname(workDir), 'bench-pids.json'), log, 'logs');
 
   const startedAt = Date.now();
   let exitCode = 1;

@@ -2,7 +2,7 @@
  * `npm run lab`: the whole backup pipeline end to end on one machine, on real MariaDB audit logs.
  * Run with --help for the options; the README's "Local lab" section explains the pieces.
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
@@ -12,7 +12,7 @@ import { deadLetterQueueUrls, LabSession, startLabSession } from './lab-session'
 import { MAX_AUDIT_FILE_ROTATIONS } from './mariadb';
 import { sleep } from './net';
 import { PreflightError } from './preflight';
-import { installCleanupHandlers, ProcessRegistry } from './processes';
+import { beginRun, parseCommandLine } from './processes';
 import { formatBytes, formatDuration, progressLine, reconcilerText, reportLines } from './progress';
 import type { ReconcilerRun } from './runner/lambda-service';
 import { FUNCTION_ROLES, type FunctionRole } from './stack-definition';
@@ -261,27 +261,11 @@ async function main(): Promise<number> {
   // The SDK versions are pinned and tested on this Node; its once-per-process upgrade notice would
   // only interrupt the progress output (the handlers' own logs keep it).
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  let options: LabOptions;
-  try {
-    const parsed = parseLabOptions(process.argv.slice(2));
-    if (parsed === 'help') {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    options = parsed;
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${HELP}`);
-    return 2;
-  }
+  const options = parseCommandLine(parseLabOptions, HELP);
+  if (typeof options === 'number') return options;
 
   const { workDir } = options;
-  const pidFile = join(workDir, 'pids.json');
-  const reaped = ProcessRegistry.reapLeftovers(pidFile);
-  if (reaped > 0) log(`[lab] stopped ${reaped} process(es) an earlier, killed run left behind`);
-  rmSync(workDir, { recursive: true, force: true });
-  mkdirSync(workDir, { recursive: true });
-  const registry = new ProcessRegistry(pidFile);
-  installCleanupHandlers(registry, (error) => process.stderr.write(`[lab] fatal: ${String((error as Error)?.stack ?? error)}\n`));
+  const registry = beginRun('lab', workDir, join(workDir, 'pids.json'), log);
 
   const startedAt = Date.now();
   let session: LabSession | undefined;

@@ -7,7 +7,7 @@
  * whole (a shell script's own children included).
  */
 import { ChildProcess, spawn, SpawnOptions } from 'node:child_process';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 
 export interface TrackedProcess {
   readonly name: string;
@@ -194,4 +194,35 @@ export function installCleanupHandlers(registry: ProcessRegistry, onFatal: (erro
     process.off('unhandledRejection', onError);
     process.off('exit', onExit);
   };
+}
+
+/**
+ * Parses a command's arguments: `--help` prints the help and a parse error prints it after the
+ * message; either way the returned number is the exit code to stop with.
+ */
+export function parseCommandLine<T>(parse: (argv: string[]) => T | 'help', help: string, argv = process.argv.slice(2)): T | number {
+  try {
+    const parsed = parse(argv);
+    if (parsed !== 'help') return parsed;
+    process.stdout.write(help);
+    return 0;
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${help}`);
+    return 2;
+  }
+}
+
+/**
+ * Begins a command's run: stops what an earlier, killed run left behind (its pid file), empties the work
+ * folder (recreating `folder` inside it), and returns the registry whose children are stopped on exit,
+ * failure and Ctrl-C.
+ */
+export function beginRun(label: string, workDir: string, pidFile: string, log: (line: string) => void, folder = '.'): ProcessRegistry {
+  const reaped = ProcessRegistry.reapLeftovers(pidFile);
+  if (reaped > 0) log(`[${label}] stopped ${reaped} process(es) an earlier, killed run left behind`);
+  rmSync(workDir, { recursive: true, force: true });
+  mkdirSync(`${workDir}/${folder}`, { recursive: true });
+  const registry = new ProcessRegistry(pidFile);
+  installCleanupHandlers(registry, (error) => process.stderr.write(`[${label}] fatal: ${String((error as Error)?.stack ?? error)}\n`));
+  return registry;
 }
