@@ -540,6 +540,14 @@ export class BackupPipeline extends Construct {
       scheduleGroup,
       scheduledFunction: scanner,
       scheduleRate,
+      otherScheduledFunctions: [
+        {
+          name: 'Reconcile',
+          fn: reconciler,
+          rate: DEFAULT_RECONCILE_RATE,
+          consequence: 'the backup is not being verified and stuck items are not re-driven',
+        },
+      ],
       metricSources: METRIC_SOURCES,
       backupLagThreshold: props.backupLagAlarmThreshold ?? DEFAULT_BACKUP_LAG_ALARM_THRESHOLD,
       iteratorAgeThreshold: STREAM_ITERATOR_AGE_ALARM_THRESHOLD,

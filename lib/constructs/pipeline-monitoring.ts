@@ -28,6 +28,16 @@ export interface DeadLetterQueue {
   readonly meaning: string;
 }
 
+/** A function a schedule invokes: silence for twice its rate is a failure. */
+export interface ScheduledFunction {
+  /** Alarm id prefix, e.g. `Reconcile` gives `ReconcileHeartbeatAlarm`. */
+  readonly name: string;
+  readonly fn: lambda.IFunction;
+  readonly rate: Duration;
+  /** What nobody is told while it does not run. */
+  readonly consequence: string;
+}
+
 export interface PipelineMonitoringProps {
   /** Every pipeline function by a short name: each gets an Errors alarm and dashboard graphs. */
   readonly functions: Readonly<Record<string, lambda.IFunction>>;
@@ -42,6 +52,8 @@ export interface PipelineMonitoringProps {
   /** The scanner and its schedule rate: no invocation for two periods raises an alarm. */
   readonly scheduledFunction: lambda.IFunction;
   readonly scheduleRate: Duration;
+  /** Other scheduled functions watched the same way (e.g. the reconciler and its rate). */
+  readonly otherScheduledFunctions?: readonly ScheduledFunction[];
   readonly metricSources: MetricSources;
   /** Backup lag above this raises an alarm. */
   readonly backupLagThreshold: Duration;
@@ -222,20 +234,31 @@ export class PipelineMonitoring extends Construct {
       },
       false,
     );
-    const heartbeat = heartbeatWindow(props.scheduleRate);
-    watch(
-      'ScanHeartbeatAlarm',
+    const scheduled: ScheduledFunction[] = [
       {
-        alarmDescription: `The scanner has not run for ${heartbeat.window.toHumanString()} (twice the schedule rate): no audit log is being discovered or backed up. Check the schedule's state and group.`,
-        metric: props.scheduledFunction.metricInvocations({ period: heartbeat.period, statistic: cloudwatch.Stats.SUM }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-        evaluationPeriods: heartbeat.evaluationPeriods,
-        // Lambda publishes no Invocations data for a function nobody invokes: silence is the failure.
-        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+        name: 'Scan',
+        fn: props.scheduledFunction,
+        rate: props.scheduleRate,
+        consequence: 'no audit log is being discovered or backed up',
       },
-      true,
-    );
+      ...(props.otherScheduledFunctions ?? []),
+    ];
+    for (const { name, fn, rate, consequence } of scheduled) {
+      const heartbeat = heartbeatWindow(rate);
+      watch(
+        `${name}HeartbeatAlarm`,
+        {
+          alarmDescription: `${fn.node.id} has not run for ${heartbeat.window.toHumanString()} (twice its schedule rate): ${consequence}. Check the schedule's state and group.`,
+          metric: fn.metricInvocations({ period: heartbeat.period, statistic: cloudwatch.Stats.SUM }),
+          threshold: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+          evaluationPeriods: heartbeat.evaluationPeriods,
+          // Lambda publishes no Invocations data for a function nobody invokes: silence is the failure.
+          treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+        },
+        true,
+      );
+    }
 
     this.dashboard = this.buildDashboard(props, schedulerFailures);
   }

@@ -89,8 +89,8 @@ describe('alarm topic', () => {
 describe('alarms', () => {
   test('there are exactly the documented alarms, and every one notifies the topic', () => {
     // 3 dead-letter queues, LOST, lag, verifier, 4 function error alarms (scanner, detector, downloader,
-    // reconciler), iterator age, scheduler, heartbeat.
-    expect(alarms).toHaveLength(13);
+    // reconciler), iterator age, scheduler, missing scans, missing reconciler runs.
+    expect(alarms).toHaveLength(14);
     for (const [, alarm] of alarms) expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
   });
 
@@ -211,6 +211,20 @@ describe('alarms', () => {
       TreatMissingData: 'breaching',
       ...notifiesBothWays,
     });
+  });
+
+  test('missing reconciler runs: no invocation in two hours, silence counts as failure', () => {
+    const alarm = alarmOn('AWS/Lambda', 'Invocations', { Ref: reconcilerId });
+    expect(alarm).toMatchObject({
+      Statistic: 'Sum',
+      Period: 3600,
+      EvaluationPeriods: 2,
+      Threshold: 1,
+      ComparisonOperator: 'LessThanThreshold',
+      TreatMissingData: 'breaching',
+      ...notifiesBothWays,
+    });
+    expect(alarm.AlarmDescription).toMatch(/^Reconciler has not run for 2 hours .*not being verified/);
   });
 
   test('missing scans with slow schedules: hourly periods spanning twice the rate, within CloudWatch’s 7 days', () => {
