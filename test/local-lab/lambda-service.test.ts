@@ -9,8 +9,8 @@ import type { LocalResources } from '../../scripts/local-lab/aws-services';
 import { ProcessRegistry } from '../../scripts/local-lab/processes';
 import type { InvokeResult, LambdaFunction } from '../../scripts/local-lab/runner/lambda-function';
 import { LocalLambdaService } from '../../scripts/local-lab/runner/lambda-service';
-import type { SqsPumpStats } from '../../scripts/local-lab/runner/sqs-source';
-import type { StreamPumpStats } from '../../scripts/local-lab/runner/stream-source';
+import { emptySqsPumpStats } from '../../scripts/local-lab/runner/sqs-source';
+import { emptyStreamPumpStats } from '../../scripts/local-lab/runner/stream-source';
 import { type FunctionRole, synthesizePipeline } from '../../scripts/local-lab/stack-definition';
 
 // One synthesis (no bundling) for the whole file.
@@ -39,8 +39,8 @@ const summary = (redriven: ReconcileSummary['redriven'] = []): ReconcileSummary 
 });
 const ok = (value: unknown = null): InvokeResult => ({ ok: true, value, requestId: 'r', durationMs: 1 });
 const failure: InvokeResult = { ok: false, requestId: 'r-failed', durationMs: 1, timedOut: false, crashed: false, errorType: 'Error', errorMessage: 'boom' };
-const quietSqs = (): SqsPumpStats => ({ batches: 0, messages: 0, succeeded: 0, failed: 0, functionErrors: [] });
-const quietStream = (): StreamPumpStats => ({ recordsRead: 0, filteredOut: 0, delivered: 0, invocations: 0, retries: 0, bisections: 0, discarded: 0, functionErrors: [] });
+const quietSqs = emptySqsPumpStats;
+const quietStream = emptyStreamPumpStats;
 
 /** The service with its scheduled functions and event sources replaced by doubles that log what happens. */
 function serviceWith(options: { reconcileEveryCycles?: number; reconciler?: (call: number) => InvokeResult }) {

@@ -18,8 +18,8 @@ import type { FunctionRole, PipelineDefinition, ScheduleDefinition, ScheduledRol
 import { FUNCTION_ROLES } from '../stack-definition';
 import { buildSchedulerEvent, LAB_ACCOUNT_ID } from './events';
 import { InvokeResult, LambdaFunction } from './lambda-function';
-import { SqsEventSource, SqsPumpStats } from './sqs-source';
-import { DynamoDbStreamEventSource, StreamPumpStats } from './stream-source';
+import { emptySqsPumpStats, SqsEventSource, SqsPumpStats } from './sqs-source';
+import { DynamoDbStreamEventSource, emptyStreamPumpStats, StreamPumpStats } from './stream-source';
 
 /** Node.js runtime identifier Lambda sets in AWS_EXECUTION_ENV (the stack's runtime). */
 const EXECUTION_ENV = 'AWS_Lambda_nodejs22.x';
@@ -248,17 +248,8 @@ export class LocalLambdaService {
     this.cycles += 1;
     const reconciling = this.reconcileEveryCycles > 0 && this.cycles % this.reconcileEveryCycles === 0 ? this.reconcile() : undefined;
     const scanner = await this.tickSchedule();
-    const sqs: SqsPumpStats = { batches: 0, messages: 0, succeeded: 0, failed: 0, functionErrors: [] };
-    const stream: StreamPumpStats = {
-      recordsRead: 0,
-      filteredOut: 0,
-      delivered: 0,
-      invocations: 0,
-      retries: 0,
-      bisections: 0,
-      discarded: 0,
-      functionErrors: [],
-    };
+    const sqs = emptySqsPumpStats();
+    const stream = emptyStreamPumpStats();
     let rounds = await this.drain(maxRounds, sqs, stream);
     const reconciler = await reconciling;
     if (reconciler?.summary?.redriven.length) rounds += await this.drain(maxRounds, sqs, stream);

@@ -35,6 +35,11 @@ export interface SqsPumpStats {
   functionErrors: string[];
 }
 
+/** Stats of a pump that has done nothing yet. */
+export function emptySqsPumpStats(): SqsPumpStats {
+  return { batches: 0, messages: 0, succeeded: 0, failed: 0, functionErrors: [] };
+}
+
 const SQS_BATCH_LIMIT = 10;
 
 function chunks<T>(items: readonly T[], size: number): T[][] {
@@ -77,7 +82,7 @@ export class SqsEventSource {
 
   /** Delivers batches until the queue has no visible message left. */
   async pump(maxBatches = 1000): Promise<SqsPumpStats> {
-    const stats: SqsPumpStats = { batches: 0, messages: 0, succeeded: 0, failed: 0, functionErrors: [] };
+    const stats = emptySqsPumpStats();
     const { settings } = this;
     for (let batch = 0; batch < maxBatches; batch += 1) {
       const { Messages = [] } = await this.sqs.send(

@@ -49,6 +49,11 @@ export interface StreamPumpStats {
   functionErrors: string[];
 }
 
+/** Stats of a pump that has done nothing yet. */
+export function emptyStreamPumpStats(): StreamPumpStats {
+  return { recordsRead: 0, filteredOut: 0, delivered: 0, invocations: 0, retries: 0, bisections: 0, discarded: 0, functionErrors: [] };
+}
+
 interface ShardState {
   shardId: string;
   parentShardId?: string;
@@ -99,16 +104,7 @@ export class DynamoDbStreamEventSource {
 
   /** Reads every shard up to its current end, delivering what the filters admit. */
   async pump(): Promise<StreamPumpStats> {
-    const stats: StreamPumpStats = {
-      recordsRead: 0,
-      filteredOut: 0,
-      delivered: 0,
-      invocations: 0,
-      retries: 0,
-      bisections: 0,
-      discarded: 0,
-      functionErrors: [],
-    };
+    const stats = emptyStreamPumpStats();
     await this.refreshShards();
     for (const shard of this.readableShards()) {
       await this.readShard(shard, stats);

@@ -10,6 +10,7 @@ import type { FunctionRole } from '../../stack-definition';
 import { FaultProxy, Interceptor } from '../fault-proxy';
 import { FixtureLogs } from '../fixtures';
 import { fileId, ScenarioRun, SessionSpec, SourceList } from '../harness';
+import { emptyStreamPumpStats } from '../../runner/stream-source';
 
 /** Lab-time stand-ins for the queue's visibility timeout and the stream mapping's retry back-off. */
 export const LAB_TIME = { sqsRetryDelaySeconds: 1, streamRetryDelayMs: 250 } as const;
@@ -152,7 +153,7 @@ export async function pumpQueueOnly(run: ScenarioRun): Promise<number> {
   let messages = 0;
   for (;;) {
     const sqs = await run.session.service.sqsSource.pump();
-    run.record({ sqs, stream: { recordsRead: 0, filteredOut: 0, delivered: 0, invocations: 0, retries: 0, bisections: 0, discarded: 0, functionErrors: [] } });
+    run.record({ sqs, stream: emptyStreamPumpStats() });
     messages += sqs.messages;
     if (sqs.messages === 0) return messages;
   }
