@@ -9,6 +9,7 @@ import { RDSClient } from '@aws-sdk/client-rds';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { logPortionFastPath } from './log-portion-decoder';
 import { ThrottleRetryCounter } from './throttle-retries';
 
 /**
@@ -34,6 +35,7 @@ export function rdsClient(): RDSClient {
   if (!rds) {
     rds = new RDSClient(RDS_RETRY);
     rdsThrottleRetries.attach(rds);
+    rds.middlewareStack.use(logPortionFastPath);
   }
   return rds;
 }
