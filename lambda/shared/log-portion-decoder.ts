@@ -8,11 +8,14 @@
  *
  * The plugin decodes `LogFileData` from the response bytes in one pass and hands the SDK the same
  * document with that element emptied; the SDK still parses everything else (Marker,
- * AdditionalDataPending, metadata, every error response), and the decoded text is put back on its
- * output. The result is exactly what the SDK alone would return (a parity test holds it to that);
- * anything the fast path does not fully understand — attributes, child elements, unknown entities,
- * character references outside the BMP — is left to the SDK untouched.
+ * AdditionalDataPending, metadata, every error response). The decoded bytes go on its output, where
+ * `logFileDataBytes` hands them over as they are (no UTF-8 string and re-encoding of each page, the
+ * rest of the garbage per page) and `LogFileData` turns them into the SDK's string when read. The
+ * result is exactly what the SDK alone would return (a parity test holds it to that); anything the
+ * fast path does not fully understand — attributes, child elements, unknown entities, character
+ * references outside the BMP — is left to the SDK untouched.
  */
+import { isUtf8 } from 'node:buffer';
 import type {
   DeserializeMiddleware,
   HandlerExecutionContext,
@@ -33,8 +36,8 @@ const LF = 0x0a;
 const NAMED_ENTITIES: Readonly<Record<string, number>> = { amp: 0x26, lt: 0x3c, gt: 0x3e, quot: 0x22, apos: 0x27 };
 
 export interface DecodedLogFileData {
-  /** The element's text as the SDK would return it. */
-  text: string;
+  /** The element's text as the SDK would return it, UTF-8 encoded. */
+  data: Buffer;
   /** The response body with the element's content removed (`<LogFileData></LogFileData>`). */
   remainder: Buffer;
 }
@@ -92,6 +95,20 @@ function reference(body: Buffer, at: number): { code: number; next: number } | u
   return { code, next: semicolon + 1 };
 }
 
+const ASCII_WHITESPACE: ReadonlySet<number> = new Set([0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20]);
+
+/**
+ * The decoded bytes adjusted as the SDK's string would be: it decodes the body as UTF-8 (invalid
+ * sequences become U+FFFD) and drops element text that is only whitespace with a line break in it.
+ * Both checks stop at the first byte of an ordinary page.
+ */
+function asSdkReturnsIt(data: Buffer): Buffer {
+  const valid = isUtf8(data) ? data : Buffer.from(data.toString('utf8'), 'utf8');
+  if (valid.some((byte) => byte < 0x80 && !ASCII_WHITESPACE.has(byte))) return valid;
+  const text = valid.toString('utf8');
+  return text.trim() === '' && text.includes('\n') ? Buffer.alloc(0) : valid;
+}
+
 /**
  * Decodes `LogFileData` from a DownloadDBLogFilePortion response body, or returns undefined when the
  * body holds no such element or one the fast path leaves to the SDK.
@@ -142,10 +159,8 @@ export function decodeLogFileData(body: Buffer): DecodedLogFileData | undefined 
       at = skipPast(body, lt + 4, '-->');
       if (at === -1) return undefined;
     } else if (startsWithAt(body, lt, `</${ELEMENT}>`)) {
-      const text = out.toString('utf8', 0, written);
       const remainder = Buffer.concat([body.subarray(0, start), body.subarray(lt)]);
-      // The SDK drops element text that is only whitespace with a line break in it.
-      return { text: text.trim() === '' && text.includes('\n') ? '' : text, remainder };
+      return { data: asSdkReturnsIt(out.subarray(0, written)), remainder };
     } else {
       return undefined;
     }
@@ -153,18 +168,45 @@ export function decodeLogFileData(body: Buffer): DecodedLogFileData | undefined 
 }
 
 /**
- * Where the decoded text waits between the two middlewares: the SDK's execution context, one per
- * call and shared by its attempts (each attempt sets or clears it, so the last attempt's counts).
+ * Where the decoded bytes wait between the two middlewares: the SDK's execution context, one per call
+ * and shared by its attempts (each attempt sets or clears them, so the last attempt's count).
  */
 const DECODED = 'auditLogBackupDecodedLogFileData';
-type Scratch = HandlerExecutionContext & { [DECODED]?: string };
+type Scratch = HandlerExecutionContext & { [DECODED]?: Buffer };
 
-async function bodyBytes(body: unknown): Promise<Buffer | undefined> {
-  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+/** Where the bytes travel on the output, out of sight of code that only knows the SDK's shape. */
+const BYTES = Symbol('logFileDataBytes');
+type PortionOutput = { LogFileData?: string; [BYTES]?: Buffer };
+
+/**
+ * The page's LogFileData as UTF-8 bytes: those the fast path decoded, or the SDK's string encoded
+ * (when the fast path left the response to the SDK, or the client does not have it).
+ */
+export function logFileDataBytes(output: { LogFileData?: string }): Buffer {
+  return (output as PortionOutput)[BYTES] ?? Buffer.from(output.LogFileData ?? '', 'utf8');
+}
+
+async function bodyChunks(body: unknown): Promise<Buffer[] | undefined> {
+  if (body instanceof Uint8Array) return [Buffer.from(body.buffer, body.byteOffset, body.byteLength)];
   if (typeof (body as AsyncIterable<Uint8Array> | undefined)?.[Symbol.asyncIterator] !== 'function') return undefined;
   const chunks: Buffer[] = [];
-  for await (const chunk of body as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(chunk));
-  return Buffer.concat(chunks);
+  for await (const chunk of body as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  return chunks;
+}
+
+/**
+ * One body buffer reused by every response: a page's bytes are copied in, decoded and let go in one
+ * synchronous step, so concurrent calls cannot share it mid-use; only the decoded page is new.
+ */
+let scratch = Buffer.alloc(0);
+
+function joined(chunks: Buffer[]): Buffer {
+  if (chunks.length === 1 && chunks[0]) return chunks[0];
+  const length = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+  if (scratch.length < length) scratch = Buffer.allocUnsafe(Math.max(length, 2 * scratch.length));
+  let at = 0;
+  for (const chunk of chunks) at += chunk.copy(scratch, at);
+  return scratch.subarray(0, length);
 }
 
 /**
@@ -173,24 +215,33 @@ async function bodyBytes(body: unknown): Promise<Buffer | undefined> {
  */
 const decodeBeforeDeserializer: DeserializeMiddleware<object, MetadataBearer> = (next, context) => async (args) => {
   const result = await next(args);
-  const scratch = context as Scratch;
-  delete scratch[DECODED];
+  const scratchSpace = context as Scratch;
+  delete scratchSpace[DECODED];
   if (context.commandName !== COMMAND_NAME) return result;
   const response = result.response as HttpResponse;
   if (response.statusCode >= 300) return result;
-  const body = await bodyBytes(response.body);
-  if (body === undefined) return result;
+  const chunks = await bodyChunks(response.body);
+  if (chunks === undefined) return result;
+  const body = joined(chunks);
   const decoded = decodeLogFileData(body);
-  response.body = decoded ? decoded.remainder : body;
-  if (decoded) scratch[DECODED] = decoded.text;
+  // The SDK reads the body after this returns: never hand it the shared buffer.
+  response.body = decoded ? decoded.remainder : Buffer.from(body);
+  if (decoded) scratchSpace[DECODED] = decoded.data;
   return result;
 };
 
-/** Outermost: puts the decoded text on the SDK's output. */
+/** Outermost: puts the decoded bytes on the SDK's output, with the string made from them on demand. */
 const restoreOnOutput: InitializeMiddleware<object, MetadataBearer> = (next, context) => async (args) => {
   const result = await next(args);
-  const decoded = (context as Scratch)[DECODED];
-  if (decoded !== undefined) (result.output as { LogFileData?: string }).LogFileData = decoded;
+  const data = (context as Scratch)[DECODED];
+  if (data === undefined) return result;
+  let text: string | undefined;
+  Object.defineProperty(result.output, BYTES, { value: data, enumerable: false });
+  Object.defineProperty(result.output, 'LogFileData', {
+    get: () => (text ??= data.toString('utf8')),
+    enumerable: true,
+    configurable: true,
+  });
   return result;
 };
 

@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-rds';
 import { AUDIT_LOG_FILENAME_FRAGMENT, RDS_TRUNCATION_TEXT } from './contract';
 import type { LogFileListing } from './ledger';
+import { logFileDataBytes } from './log-portion-decoder';
 
 /** The marker that starts a file from its first byte (without one RDS returns the newest lines). */
 export const FIRST_MARKER = '0';
@@ -49,16 +50,21 @@ export function isLogFileNotFound(error: unknown): boolean {
   return errorNamed(error, ['DBLogFileNotFoundFault', 'DBLogFileNotFound']);
 }
 
+const TRUNCATION = Buffer.from(RDS_TRUNCATION_TEXT, 'utf8');
+const LF = 0x0a;
+const CR = 0x0d;
+
 /**
  * When `data` ends with a line RDS cut at the page limit, the number of complete lines before it;
  * otherwise undefined. The text is checked at the very end of the page (optionally followed by a line
  * break): audit records end with their return code, so a whole record never ends with that text.
  */
-export function completeLinesBeforeTruncation(data: string): number | undefined {
-  const body = data.endsWith('\r\n') ? data.slice(0, -2) : data.endsWith('\n') ? data.slice(0, -1) : data;
-  if (!body.endsWith(RDS_TRUNCATION_TEXT)) return undefined;
+export function completeLinesBeforeTruncation(data: Buffer): number | undefined {
+  let end = data.length;
+  if (data[end - 1] === LF) end -= data[end - 2] === CR ? 2 : 1;
+  if (end < TRUNCATION.length || !data.subarray(end - TRUNCATION.length, end).equals(TRUNCATION)) return undefined;
   let lines = 0;
-  for (let at = body.indexOf('\n'); at !== -1; at = body.indexOf('\n', at + 1)) lines++;
+  for (let at = data.indexOf(LF); at !== -1 && at < end; at = data.indexOf(LF, at + 1)) lines++;
   return lines;
 }
 
@@ -99,11 +105,11 @@ export class RdsLogReader {
           NumberOfLines: lineLimit,
         }),
       );
-      const text = response.LogFileData ?? '';
-      const completeLines = completeLinesBeforeTruncation(text);
+      const data = logFileDataBytes(response);
+      const completeLines = completeLinesBeforeTruncation(data);
       if (completeLines === undefined) {
         return {
-          data: Buffer.from(text, 'utf8'),
+          data,
           marker: response.Marker || undefined,
           additionalDataPending: response.AdditionalDataPending === true,
           calls,

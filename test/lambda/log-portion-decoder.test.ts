@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DownloadDBLogFilePortionCommand, RDSClient } from '@aws-sdk/client-rds';
 import { rdsClient } from '../../lambda/shared/clients';
-import { decodeLogFileData, logPortionFastPath } from '../../lambda/shared/log-portion-decoder';
+import { decodeLogFileData, logFileDataBytes, logPortionFastPath } from '../../lambda/shared/log-portion-decoder';
 
 const NS = 'http://rds.amazonaws.com/doc/2014-10-31/';
 
@@ -65,12 +65,14 @@ function client(fastPath: boolean): RDSClient {
 let plain: RDSClient;
 let fast: RDSClient;
 
-async function read(rds: RDSClient, body: Buffer): Promise<unknown> {
+async function read(rds: RDSClient, body: Buffer): Promise<Record<string, unknown>> {
   answers.push([200, body]);
-  const { $metadata, ...output } = await rds.send(
+  const response = await rds.send(
     new DownloadDBLogFilePortionCommand({ DBInstanceIdentifier: 'db-1', LogFileName: 'audit/audit.log', Marker: '0' }),
   );
-  return { ...output, httpStatusCode: $metadata.httpStatusCode, requestId: $metadata.requestId };
+  const { $metadata, ...output } = response;
+  // The bytes the pipeline takes (hex, so a difference shows), next to the string everyone else reads.
+  return { ...output, bytes: logFileDataBytes(response).toString('hex'), httpStatusCode: $metadata.httpStatusCode, requestId: $metadata.requestId };
 }
 
 /** Both clients' outputs for the same bytes. */
@@ -137,7 +139,7 @@ describe('decodeLogFileData', () => {
   it('decodes escaped text, references, CDATA and line ends, and empties the element in the remainder', () => {
     const body = Buffer.from(portionResponse("<LogFileData>a &amp; b &lt;c&gt; &#39;d&#x27;\r\ne\r<![CDATA[<x>\r\n]]>é</LogFileData>"));
     const decoded = decodeLogFileData(body);
-    expect(decoded?.text).toBe("a & b <c> 'd'\ne\n<x>\né");
+    expect(decoded?.data.toString()).toBe("a & b <c> 'd'\ne\n<x>\né");
     expect(decoded?.remainder.toString()).toBe(portionResponse('<LogFileData></LogFileData>'));
   });
 
@@ -148,7 +150,7 @@ describe('decodeLogFileData', () => {
         '<Note><![CDATA[<LogFileData>decoy</LogFileData>]]></Note><AdditionalDataPending>',
       ),
     );
-    expect(decodeLogFileData(body)?.text).toBe('x');
+    expect(decodeLogFileData(body)?.data.toString()).toBe('x');
   });
 
   it.each([
@@ -209,7 +211,7 @@ describe('the fast path returns what the SDK returns', () => {
     const text = line.repeat(Math.floor(1_000_000 / line.length));
     const escaped = text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
     const body = Buffer.from(portionResponse(`<LogFileData>${escaped}</LogFileData>`));
-    expect(decodeLogFileData(body)?.text).toBe(text);
+    expect(decodeLogFileData(body)?.data.toString()).toBe(text);
     const { sdk, fastPath } = await bothRead(body);
     expect(fastPath).toEqual(sdk);
   });

@@ -35,17 +35,17 @@ describe('truncation detection', () => {
 
   test('counts the complete lines before a cut line, with or without a final line break', () => {
     const cut = `1700000000000000,host,user,client,1,9,QUERY,db,'SELECT ${'x'.repeat(50)} ${RDS_TRUNCATION_TEXT}`;
-    expect(completeLinesBeforeTruncation(line(1) + line(2) + cut)).toBe(2);
-    expect(completeLinesBeforeTruncation(line(1) + line(2) + cut + '\n')).toBe(2);
-    expect(completeLinesBeforeTruncation(line(1) + cut + '\r\n')).toBe(1);
-    expect(completeLinesBeforeTruncation(cut + '\n')).toBe(0);
+    expect(completeLinesBeforeTruncation(Buffer.from(line(1) + line(2) + cut))).toBe(2);
+    expect(completeLinesBeforeTruncation(Buffer.from(line(1) + line(2) + cut + '\n'))).toBe(2);
+    expect(completeLinesBeforeTruncation(Buffer.from(line(1) + cut + '\r\n'))).toBe(1);
+    expect(completeLinesBeforeTruncation(Buffer.from(cut + '\n'))).toBe(0);
   });
 
   test('whole pages, and the text anywhere but at the end, are not truncation', () => {
-    expect(completeLinesBeforeTruncation(line(1) + line(2))).toBeUndefined();
-    expect(completeLinesBeforeTruncation('')).toBeUndefined();
+    expect(completeLinesBeforeTruncation(Buffer.from(line(1) + line(2)))).toBeUndefined();
+    expect(completeLinesBeforeTruncation(Buffer.from(''))).toBeUndefined();
     const quoted = `1700000000000000,host,user,client,1,3,QUERY,db,'SELECT "${RDS_TRUNCATION_TEXT}"',0\n`;
-    expect(completeLinesBeforeTruncation(line(1) + quoted)).toBeUndefined();
+    expect(completeLinesBeforeTruncation(Buffer.from(line(1) + quoted))).toBeUndefined();
   });
 });
 
