@@ -53,8 +53,8 @@ Options:
   --cycle-interval S      schedule tick during the workload (default 2)
   --rotate-size BYTES     server_audit_file_rotate_size (default 16000000: files grow over several cycles)
   --catch-up-timeout S    how long the pipeline may take to catch up (default 180)
-  --large-mib N           size of the large file (cdata encoding) (default 1024)
-  --escaped-mib N         size of the file measured with escaped encoding (default 128)
+  --large-mib N           size of the large file, escaped as RDS sends it (default 1024)
+  --cdata-mib N           size of the file measured with LogFileData in CDATA sections (default 128)
   --init-runs N           fresh-process init measurements per bundle (default 9)
   --out FILE              JSON output (default bench-results/bench.json)
   --workdir DIR           working folder, wiped at start and removed at the end (default bench-results/work)
@@ -68,7 +68,7 @@ interface BenchOptions {
   rotateSize: number;
   catchUpTimeoutMs: number;
   largeBytes: number;
-  escapedBytes: number;
+  cdataBytes: number;
   initRuns: number;
   out: string;
   workDir: string;
@@ -87,7 +87,7 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
       'rotate-size': { type: 'string' },
       'catch-up-timeout': { type: 'string' },
       'large-mib': { type: 'string' },
-      'escaped-mib': { type: 'string' },
+      'cdata-mib': { type: 'string' },
       'init-runs': { type: 'string' },
       out: { type: 'string' },
       workdir: { type: 'string' },
@@ -109,7 +109,7 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
     rotateSize: positive('rotate-size', values['rotate-size'], 16_000_000),
     catchUpTimeoutMs: positive('catch-up-timeout', values['catch-up-timeout'], 180) * 1000,
     largeBytes: Math.round(positive('large-mib', values['large-mib'], 1024) * MIB),
-    escapedBytes: Math.round(positive('escaped-mib', values['escaped-mib'], 128) * MIB),
+    cdataBytes: Math.round(positive('cdata-mib', values['cdata-mib'], 128) * MIB),
     initRuns: Math.round(positive('init-runs', values['init-runs'], 9)),
     out: resolve(values.out ?? join(REPO_ROOT, 'bench-results', 'bench.json')),
     workDir: resolve(values.workdir ?? join(REPO_ROOT, 'bench-results', 'work')),
@@ -603,7 +603,7 @@ function callsByAction(calls: readonly CountedCall[]): Record<string, number> {
   return out;
 }
 
-function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileResult, escaped: SingleFileResult, bundles: BundleResult): Figure[] {
+function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileResult, cdata: SingleFileResult, bundles: BundleResult): Figure[] {
   const figures: Figure[] = [];
   const served = growth.endpoint.bytesServed;
   figures.push(
@@ -653,7 +653,7 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
   );
   for (const [id, run] of [
     ['3', large],
-    ['3b', escaped],
+    ['3b', cdata],
   ] as const) {
     figures.push(
       figure({
@@ -662,20 +662,20 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
         value: run.memory.growthMiB,
         measured:
           `${run.memory.growthMiB} MiB (after init ${run.memory.baselineMiB} -> peak ${run.memory.peakMiB} MiB; ` +
-          `the bare SDK client reading the same file: +${kib(run.raw.maxRssKb - run.raw.rssBeforeKb)} MiB)`,
+          `the raw-serve-rate client reading the same file: +${kib(run.raw.maxRssKb - run.raw.rssBeforeKb)} MiB)`,
         goal: { op: '<=', bound: 64 },
         goalText: '≤ 64 MiB',
         encoding: run.encoding,
         method:
           'The real downloader handler in its own Lambda-like process: RSS it reported right after init vs the kernel\'s peak RSS ' +
           '(getrusage maxrss, the high-water mark including init) it reported after its invocations. For reference, the same two ' +
-          'numbers of the raw-serve-rate client process (client created -> peak), which only parses the pages.',
+          'numbers of the raw-serve-rate client process (client created -> peak), which only reads the pages.',
       }),
     );
   }
   for (const [id, run] of [
     ['4', large],
-    ['4b', escaped],
+    ['4b', cdata],
   ] as const) {
     const ratio = run.pipeline.mbPerSecond / run.raw.mbPerSecond;
     figures.push(
@@ -690,8 +690,8 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
         encoding: run.encoding,
         method:
           'Pipeline: file bytes ÷ the summed duration of the downloader invocations that backed it up (pages, SHA-256, spool, checksummed ' +
-          'PUT to moto, ledger writes). Raw: @aws-sdk/client-rds in its own process reading the same file through the same endpoint ' +
-          '(Marker "0", loop on AdditionalDataPending), pages discarded. Context: one PUT of a MAX_OBJECT_BYTES object to the same ' +
+          'PUT to moto, ledger writes). Raw: @aws-sdk/client-rds configured as the downloader\'s (LogFileData fast path), in its own ' +
+          'process, reading the same file through the same endpoint (Marker "0", loop on AdditionalDataPending), pages discarded. Context: one PUT of a MAX_OBJECT_BYTES object to the same ' +
           'moto, timed, gives the share of the work that is storing rather than reading.',
       }),
     );
@@ -796,12 +796,12 @@ async function main(): Promise<number> {
     for (const line of reportLines(growth.verification).slice(-1)) log(`  ${line}`);
     if (!growth.caughtUp) throw new Error('the pipeline did not catch up with the growing workload');
     const idle = await idlePhase(session, counter);
-    const large = await singleFilePhase(session, direct, 'cdata', options.largeBytes, options);
-    const escaped = await singleFilePhase(session, direct, 'escaped', options.escapedBytes, options);
+    const large = await singleFilePhase(session, direct, 'escaped', options.largeBytes, options);
+    const cdata = await singleFilePhase(session, direct, 'cdata', options.cdataBytes, options);
     const bundles = await bundlePhase(session, options);
 
-    const figures = buildFigures(growth, idle, large, escaped, bundles);
-    const verificationOk = growth.verification.ok && large.verification.ok && escaped.verification.ok;
+    const figures = buildFigures(growth, idle, large, cdata, bundles);
+    const verificationOk = growth.verification.ok && large.verification.ok && cdata.verification.ok;
     const durationMs = Date.now() - startedAt;
     const result = {
       generatedAt: new Date().toISOString(),
@@ -812,7 +812,7 @@ async function main(): Promise<number> {
         cycleIntervalMs: options.cycleIntervalMs,
         rotateSize: options.rotateSize,
         largeBytes: options.largeBytes,
-        escapedBytes: options.escapedBytes,
+        cdataBytes: options.cdataBytes,
         initRuns: options.initRuns,
       },
       verificationOk,
@@ -821,7 +821,7 @@ async function main(): Promise<number> {
         growth: { ...growth, verification: { ok: growth.verification.ok, totals: growth.verification.totals }, awsCalls: callsByAction(growth.awsCalls) },
         idle,
         large,
-        escaped,
+        cdata,
         bundles,
       },
     };
@@ -836,7 +836,7 @@ async function main(): Promise<number> {
     log('');
     if (!verificationOk) {
       log('[bench] FAILED: a measured backup did not verify; the figures above describe an incorrect run');
-      for (const run of [large, escaped]) if (!run.verification.ok) for (const line of run.verification.lines) log(`  ${line}`);
+      for (const run of [large, cdata]) if (!run.verification.ok) for (const line of run.verification.lines) log(`  ${line}`);
       if (!growth.verification.ok) for (const line of reportLines(growth.verification)) log(`  ${line}`);
     }
     const misses = figures.filter((entry) => entry.verdict === 'MISS').length;

@@ -1,12 +1,14 @@
 /**
  * The raw serve rate's client, in a process of its own as the downloader is: reads one log file whole
  * through an RDS endpoint with @aws-sdk/client-rds as fast as it can (measureServeRate) and writes the
- * figures as JSON.
+ * figures as JSON. The client decodes LogFileData as the downloader's does (logPortionFastPath), so the
+ * rate is the endpoint's and not the SDK's XML parser's.
  *
  *   node --import tsx scripts/bench/serve-rate-client.ts <endpoint url> <instance> <log file name> <out.json>
  */
 import { writeFileSync } from 'node:fs';
 import { RDSClient } from '@aws-sdk/client-rds';
+import { logPortionFastPath } from '../../lambda/shared/log-portion-decoder';
 import { LAB_CREDENTIALS } from '../local-lab/aws-services';
 import { measureServeRate, ServeRate } from '../local-lab/rds-endpoint/serve-rate';
 
@@ -23,8 +25,9 @@ async function main(): Promise<void> {
   const [endpoint, instance, logFileName, out] = process.argv.slice(2);
   if (!endpoint || !instance || !logFileName || !out) throw new Error('usage: serve-rate-client.ts <endpoint url> <instance> <log file name> <out.json>');
   const client = new RDSClient({ region: process.env.AWS_REGION ?? 'us-east-1', endpoint, credentials: LAB_CREDENTIALS });
+  client.middlewareStack.use(logPortionFastPath);
   try {
-    // Memory of the bare SDK client doing the same reads: a reference for the downloader's figure.
+    // Memory of a client doing only the reads: a reference for the downloader's figure.
     const rssBeforeKb = Math.round(process.memoryUsage().rss / 1024);
     const rate = await measureServeRate(client, instance, logFileName);
     const clientMemory: ClientMemory = { rssBeforeKb, maxRssKb: process.resourceUsage().maxRSS };

@@ -1,7 +1,7 @@
 /**
  * The endpoint's raw serve rate: one file downloaded start to end with @aws-sdk/client-rds
  * (Marker "0", loop on AdditionalDataPending, pages discarded), as the denominator of the benchmark's
- * "pipeline throughput ÷ raw serve rate".
+ * "pipeline throughput ÷ raw serve rate". The client decodes LogFileData as the downloader's does.
  *
  *   npx tsx scripts/local-lab/rds-endpoint/serve-rate.ts [--size-mib 1024] [--dir /tmp] [--encoding escaped|cdata]
  *
@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DownloadDBLogFilePortionCommand, RDSClient } from '@aws-sdk/client-rds';
+import { logFileDataBytes, logPortionFastPath } from '../../../lambda/shared/log-portion-decoder';
 import { startRdsLogEndpoint } from './server';
 
 export interface ServeRate {
@@ -35,7 +36,7 @@ export async function measureServeRate(client: RDSClient, instanceId: string, lo
       new DownloadDBLogFilePortionCommand({ DBInstanceIdentifier: instanceId, LogFileName: logFileName, Marker: marker }),
     );
     calls++;
-    bytes += Buffer.byteLength(page.LogFileData ?? '', 'utf8');
+    bytes += logFileDataBytes(page).length;
     if (!page.AdditionalDataPending) break;
     if (!page.Marker) throw new Error(`page ${calls} of ${logFileName} has data pending but no Marker`);
     marker = page.Marker;
@@ -94,6 +95,7 @@ async function main(): Promise<void> {
       endpoint: endpoint.url,
       credentials: { accessKeyId: 'lab', secretAccessKey: 'lab' },
     });
+    client.middlewareStack.use(logPortionFastPath);
     try {
       const rate = await measureServeRate(client, 'bench-1', logFileName);
       if (rate.bytes !== size) throw new Error(`served ${rate.bytes} bytes of a ${size}-byte file`);
