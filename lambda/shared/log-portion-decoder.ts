@@ -34,6 +34,8 @@ const CR = 0x0d;
 const LF = 0x0a;
 
 const NAMED_ENTITIES: Readonly<Record<string, number>> = { amp: 0x26, lt: 0x3c, gt: 0x3e, quot: 0x22, apos: 0x27 };
+/** The references an escaped page is full of, matched byte-wise before the general parse. */
+const COMMON_REFERENCES: ReadonlyArray<readonly [string, number]> = Object.entries(NAMED_ENTITIES).map(([name, code]) => [`&${name};`, code]);
 
 export interface DecodedLogFileData {
   /** The element's text as the SDK would return it, UTF-8 encoded. */
@@ -83,6 +85,7 @@ function contentStart(body: Buffer): number {
  * index after its `;` — or undefined for anything the fast path leaves to the SDK.
  */
 function reference(body: Buffer, at: number): { code: number; next: number } | undefined {
+  for (const [entity, code] of COMMON_REFERENCES) if (startsWithAt(body, at, entity)) return { code, next: at + entity.length };
   const semicolon = body.indexOf(0x3b, at + 1);
   if (semicolon === -1 || semicolon - at > 32) return undefined;
   const name = body.toString('latin1', at + 1, semicolon);
@@ -123,9 +126,16 @@ export function decodeLogFileData(body: Buffer): DecodedLogFileData | undefined 
     written += body.copy(out, written, from, to);
   };
   /** Copies [from, to) turning CRLF and lone CR into LF, as XML line-end handling does. */
+  // The next CR at or after the copy position, found once and reused: searching afresh on every copy
+  // would scan to the end of a page without CRs for each reference in it.
+  let nextCr = -2;
+  const crFrom = (from: number): number => {
+    if (nextCr !== -1 && nextCr < from) nextCr = body.indexOf(CR, from);
+    return nextCr;
+  };
   const copyNormalizingLineEnds = (from: number, to: number): void => {
     let at = from;
-    for (let cr = body.indexOf(CR, at); cr !== -1 && cr < to; cr = body.indexOf(CR, at)) {
+    for (let cr = crFrom(at); cr !== -1 && cr < to; cr = crFrom(at)) {
       copy(at, cr);
       out[written++] = LF;
       at = body[cr + 1] === LF && cr + 1 < to ? cr + 2 : cr + 1;

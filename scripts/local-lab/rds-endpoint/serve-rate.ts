@@ -55,9 +55,14 @@ export async function writeSyntheticAuditLog(path: string, bytes: number): Promi
       let block = '';
       while (block.length < 4 * 1024 * 1024) {
         queryId++;
+        // One query in four compares with < and >, which travel as character references when escaped.
+        const query =
+          queryId % 4 === 0
+            ? `SELECT c FROM sbtest1 WHERE id>=${queryId % 100000} AND id<${(queryId % 100000) + 100} AND k<>0`
+            : `UPDATE sbtest1 SET k=k+1 WHERE id=${queryId % 100000}, c=\\'${queryId}-x\\'`;
         block +=
           `20261125 13:05:${String(queryId % 60).padStart(2, '0')},lab-host,sbtest,localhost,${queryId % 64},${queryId},` +
-          `QUERY,sbtest,'UPDATE sbtest1 SET k=k+1 WHERE id=${queryId % 100000}, c=\\'${queryId}-x\\'',0\n`;
+          `QUERY,sbtest,'${query}',0\n`;
       }
       const buffer = Buffer.from(block, 'utf8');
       await file.write(buffer);
