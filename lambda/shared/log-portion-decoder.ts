@@ -81,21 +81,34 @@ function contentStart(body: Buffer): number {
 }
 
 /**
- * The code unit an entity or character reference starting at `at` (on the `&`) stands for, and the
- * index after its `;` — or undefined for anything the fast path leaves to the SDK.
+ * Where the last reference decoded by `reference` ended (the index after its `;`). A module variable
+ * rather than a returned object or packed number: a page holds tens of thousands of references, and
+ * either of those would be a heap allocation per reference.
  */
-function reference(body: Buffer, at: number): { code: number; next: number } | undefined {
-  for (const [entity, code] of COMMON_REFERENCES) if (startsWithAt(body, at, entity)) return { code, next: at + entity.length };
+let referenceEnd = 0;
+
+/**
+ * The code unit of the reference starting at `at` (on the `&`), with its end in `referenceEnd` —
+ * or -1 for anything the fast path leaves to the SDK.
+ */
+function reference(body: Buffer, at: number): number {
+  for (const common of COMMON_REFERENCES) {
+    if (startsWithAt(body, at, common[0])) {
+      referenceEnd = at + common[0].length;
+      return common[1];
+    }
+  }
   const semicolon = body.indexOf(0x3b, at + 1);
-  if (semicolon === -1 || semicolon - at > 32) return undefined;
+  if (semicolon === -1 || semicolon - at > 32) return -1;
   const name = body.toString('latin1', at + 1, semicolon);
   let code: number | undefined;
   if (/^#x[0-9a-fA-F]{1,6}$/.test(name)) code = parseInt(name.slice(2), 16);
   else if (/^#[0-9]{1,7}$/.test(name)) code = parseInt(name.slice(1), 10);
   else code = NAMED_ENTITIES[name];
   // Surrogates only make a character together with a neighbour, which byte-wise decoding cannot see.
-  if (code === undefined || code > 0xffff || (code >= 0xd800 && code <= 0xdfff)) return undefined;
-  return { code, next: semicolon + 1 };
+  if (code === undefined || code > 0xffff || (code >= 0xd800 && code <= 0xdfff)) return -1;
+  referenceEnd = semicolon + 1;
+  return code;
 }
 
 const ASCII_WHITESPACE: ReadonlySet<number> = new Set([0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20]);
@@ -123,7 +136,12 @@ export function decodeLogFileData(body: Buffer): DecodedLogFileData | undefined 
   const out = Buffer.allocUnsafe(body.length - start);
   let written = 0;
   const copy = (from: number, to: number): void => {
-    written += body.copy(out, written, from, to);
+    // Buffer#copy makes a view object per call: short runs (between references) go byte by byte.
+    if (to - from > 64) {
+      written += body.copy(out, written, from, to);
+      return;
+    }
+    for (let k = from; k < to; k++) out[written++] = body[k] as number;
   };
   /** Copies [from, to) turning CRLF and lone CR into LF, as XML line-end handling does. */
   // The next CR at or after the copy position, found once and reused: searching afresh on every copy
@@ -154,10 +172,10 @@ export function decodeLogFileData(body: Buffer): DecodedLogFileData | undefined 
     // Text up to the next tag: plain runs copied, references decoded.
     for (let amp = body.indexOf(AMP, at); amp !== -1 && amp < lt; amp = body.indexOf(AMP, at)) {
       copyNormalizingLineEnds(at, amp);
-      const ref = reference(body, amp);
-      if (!ref || ref.next > lt) return undefined;
-      appendCode(ref.code);
-      at = ref.next;
+      const code = reference(body, amp);
+      if (code === -1 || referenceEnd > lt) return undefined;
+      appendCode(code);
+      at = referenceEnd;
     }
     copyNormalizingLineEnds(at, lt);
     if (startsWithAt(body, lt, '<![CDATA[')) {
