@@ -10,7 +10,7 @@ import { formatBytes } from '../../progress';
 import { rdsAction, rdsErrorAnswer, s3ErrorAnswer, InterceptedRequest, Interception } from '../fault-proxy';
 import { FixtureLogs } from '../fixtures';
 import { fileId, Scenario, ScenarioRun, servedBytes } from '../harness';
-import { countLogLines, fixtureSession, HAND_OFF_LOG, startProxy, storedObjects } from './common';
+import { countLogLines, FIXTURE_PAGE_LIMIT, fixtureSession, HAND_OFF_LOG, startProxy, storedObjects } from './common';
 
 /** What the downloader logs when it finds a dead holder's intent (lambda/shared/download.ts). */
 const ADOPTED_LOG = 'adopted the object a previous holder stored';
@@ -144,10 +144,12 @@ export const killedMidFile: Scenario = {
       (item.Segments ?? []).map((segment) => segmentObjectKey(item.DBInstanceIdentifier, item.LogFileName, segment.Start, segment.End)),
     );
     run.check('the object PUT before the kill is one of the ledger segments', adoptedKey !== undefined && segmentKeys.includes(adoptedKey), adoptedKey ?? 'no PUT seen');
-    // Killed passes lose what they spooled but had not stored: the spool being filled plus the one whose
-    // background store was still in flight (the downloader overlaps storing with reading), so at most two
-    // objects' worth each.
-    checkNoReread(run, session, fixtures, 2 * (2 * KILL_OBJECT_BYTES + 64 * 1024));
+    // Killed passes lose what they spooled but had not stored. The downloader overlaps storing with
+    // reading, so each kill loses the spool being filled (up to an object and a page); the kills
+    // mid-download and before a PUT also lose the spool whose store was in flight, while the one after
+    // a PUT does not (that object is adopted).
+    const lostPerSpool = KILL_OBJECT_BYTES + FIXTURE_PAGE_LIMIT;
+    checkNoReread(run, session, fixtures, kills.length * lostPerSpool + 2 * KILL_OBJECT_BYTES);
     await run.finish({
       sources: fixtures.sources(),
       caughtUp,
