@@ -33,9 +33,14 @@ const AMP = 0x26; // &
 const CR = 0x0d;
 const LF = 0x0a;
 
-const NAMED_ENTITIES: Readonly<Record<string, number>> = { amp: 0x26, lt: 0x3c, gt: 0x3e, quot: 0x22, apos: 0x27 };
-/** The references an escaped page is full of, matched byte-wise before the general parse. */
-const COMMON_REFERENCES: ReadonlyArray<readonly [string, number]> = Object.entries(NAMED_ENTITIES).map(([name, code]) => [`&${name};`, code]);
+/** XML's five named references, matched byte-wise (an escaped page is full of them). */
+const NAMED_REFERENCES: ReadonlyArray<readonly [string, number]> = [
+  ['&amp;', 0x26],
+  ['&lt;', 0x3c],
+  ['&gt;', 0x3e],
+  ['&quot;', 0x22],
+  ['&apos;', 0x27],
+];
 
 export interface DecodedLogFileData {
   /** The element's text as the SDK would return it, UTF-8 encoded. */
@@ -89,24 +94,25 @@ let referenceEnd = 0;
 
 /**
  * The code unit of the reference starting at `at` (on the `&`), with its end in `referenceEnd` —
- * or -1 for anything the fast path leaves to the SDK.
+ * or -1 for anything the fast path leaves to the SDK (any other entity name included).
  */
 function reference(body: Buffer, at: number): number {
-  for (const common of COMMON_REFERENCES) {
-    if (startsWithAt(body, at, common[0])) {
-      referenceEnd = at + common[0].length;
-      return common[1];
+  for (const [entity, code] of NAMED_REFERENCES) {
+    if (startsWithAt(body, at, entity)) {
+      referenceEnd = at + entity.length;
+      return code;
     }
   }
   const semicolon = body.indexOf(0x3b, at + 1);
-  if (semicolon === -1 || semicolon - at > 32) return -1;
+  // `&#x` or `&#` with at most 6 hex or 7 decimal digits, as the SDK's parser reads them.
+  if (semicolon === -1 || semicolon - at > 10) return -1;
   const name = body.toString('latin1', at + 1, semicolon);
-  let code: number | undefined;
+  let code: number;
   if (/^#x[0-9a-fA-F]{1,6}$/.test(name)) code = parseInt(name.slice(2), 16);
   else if (/^#[0-9]{1,7}$/.test(name)) code = parseInt(name.slice(1), 10);
-  else code = NAMED_ENTITIES[name];
+  else return -1;
   // Surrogates only make a character together with a neighbour, which byte-wise decoding cannot see.
-  if (code === undefined || code > 0xffff || (code >= 0xd800 && code <= 0xdfff)) return -1;
+  if (code > 0xffff || (code >= 0xd800 && code <= 0xdfff)) return -1;
   referenceEnd = semicolon + 1;
   return code;
 }
@@ -143,7 +149,6 @@ export function decodeLogFileData(body: Buffer): DecodedLogFileData | undefined 
     }
     for (let k = from; k < to; k++) out[written++] = body[k] as number;
   };
-  /** Copies [from, to) turning CRLF and lone CR into LF, as XML line-end handling does. */
   // The next CR at or after the copy position, found once and reused: searching afresh on every copy
   // would scan to the end of a page without CRs for each reference in it.
   let nextCr = -2;
@@ -151,6 +156,7 @@ export function decodeLogFileData(body: Buffer): DecodedLogFileData | undefined 
     if (nextCr !== -1 && nextCr < from) nextCr = body.indexOf(CR, from);
     return nextCr;
   };
+  /** Copies [from, to) turning CRLF and lone CR into LF, as XML line-end handling does. */
   const copyNormalizingLineEnds = (from: number, to: number): void => {
     let at = from;
     for (let cr = crFrom(at); cr !== -1 && cr < to; cr = crFrom(at)) {

@@ -157,6 +157,7 @@ describe('decodeLogFileData', () => {
     ['attributes on the element', '<LogFileData lang="en">x</LogFileData>'],
     ['a self-closing element', '<LogFileData/>'],
     ['an unknown entity', '<LogFileData>a &nbsp; b</LogFileData>'],
+    ['an entity named like an Object property', '<LogFileData>a &constructor; b</LogFileData>'],
     ['a bare ampersand', '<LogFileData>a & b</LogFileData>'],
     ['a reference outside the BMP', '<LogFileData>&#x1F600;</LogFileData>'],
     ['a surrogate pair as two references', '<LogFileData>&#55357;&#56832;</LogFileData>'],
