@@ -4,8 +4,6 @@
  * DownloadDBLogFilePortion with `Throttling: Rate exceeded`. The client's adaptive retry must carry the
  * backup through. (aws-sdk-client-mock replaces `send` and so bypasses retries: not usable here.)
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import {
   DeleteItemCommand,
   DynamoDBClient,
@@ -20,6 +18,7 @@ import { IDEMPOTENCY_KEY, LEDGER_KEY, LedgerStatus, segmentObjectKey } from '../
 import { FakeTable, type Item } from './support/fake-dynamodb';
 import { auditLines } from './support/fake-rds';
 import { FakeBucket, fakeContext, pendingTransitions, setLambdaEnv, streamEvent } from './support/lambda-harness';
+import { portionResponseXml, type QueryAnswer, type QueryEndpoint, rdsErrorXml, startQueryEndpoint, THROTTLING_XML } from './support/query-endpoint';
 
 const INSTANCE = 'aurora-writer-1';
 const FILE = 'audit/audit.log.0.2024-01-04-08-30.0';
@@ -28,53 +27,29 @@ const CONTENT = auditLines(8);
 const xml = (text: string) =>
   text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
 
-const requests: URLSearchParams[] = [];
-let server: Server;
+let endpoint: QueryEndpoint;
 let handler: typeof import('../../lambda/downloader').handler;
 
-function answer(params: URLSearchParams): { status: number; body: string } {
-  if (params.get('Action') !== 'DownloadDBLogFilePortion') {
-    return { status: 400, body: '<ErrorResponse><Error><Code>InvalidAction</Code></Error></ErrorResponse>' };
-  }
-  if (requests.length === 1) {
-    return {
-      status: 400,
-      body:
-        '<ErrorResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><Error><Type>Sender</Type>' +
-        '<Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>r1</RequestId></ErrorResponse>',
-    };
-  }
+function answer(params: URLSearchParams): QueryAnswer {
+  if (params.get('Action') !== 'DownloadDBLogFilePortion') return { status: 400, body: rdsErrorXml('InvalidAction', 'unexpected action') };
+  if (endpoint.requests.length === 1) return { status: 400, body: THROTTLING_XML };
   return {
     status: 200,
-    body:
-      '<DownloadDBLogFilePortionResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/">' +
-      `<DownloadDBLogFilePortionResult><LogFileData>${xml(CONTENT)}</LogFileData>` +
-      `<AdditionalDataPending>false</AdditionalDataPending><Marker>7:${Buffer.byteLength(CONTENT)}</Marker>` +
-      '</DownloadDBLogFilePortionResult><ResponseMetadata><RequestId>r2</RequestId></ResponseMetadata>' +
-      '</DownloadDBLogFilePortionResponse>',
+    body: portionResponseXml(`<LogFileData>${xml(CONTENT)}</LogFileData>`, {
+      additionalDataPending: false,
+      marker: `7:${Buffer.byteLength(CONTENT)}`,
+    }),
   };
 }
 
 beforeAll(async () => {
-  server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const params = new URLSearchParams(Buffer.concat(chunks).toString());
-      requests.push(params);
-      const { status, body } = answer(params);
-      response.writeHead(status, { 'content-type': 'text/xml' });
-      response.end(body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  setLambdaEnv({ AWS_ENDPOINT_URL_RDS: `http://127.0.0.1:${port}` });
+  endpoint = await startQueryEndpoint(answer);
+  setLambdaEnv({ AWS_ENDPOINT_URL_RDS: endpoint.url });
   handler = (require('../../lambda/downloader') as typeof import('../../lambda/downloader')).handler;
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await endpoint.close();
 });
 
 test('a Throttling answer is retried by the SDK and the backup completes', async () => {
@@ -109,8 +84,8 @@ test('a Throttling answer is retried by the SDK and the backup completes', async
   const response = await handler(streamEvent(pendingTransitions(ledger)), fakeContext());
 
   expect(response.batchItemFailures).toEqual([]);
-  expect(requests).toHaveLength(2);
-  for (const request of requests) {
+  expect(endpoint.requests).toHaveLength(2);
+  for (const request of endpoint.requests) {
     expect(request.get('DBInstanceIdentifier')).toBe(INSTANCE);
     expect(request.get('LogFileName')).toBe(FILE);
     expect(request.get('Marker')).toBe('0');

@@ -4,56 +4,29 @@
  * same output — for generated pages mixing every way XML can carry a character, and for everything
  * the fast path leaves to the SDK. Unit cases pin when the fast path engages.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { DownloadDBLogFilePortionCommand, RDSClient } from '@aws-sdk/client-rds';
 import { rdsClient } from '../../lambda/shared/clients';
 import { decodeLogFileData, logFileDataBytes, logPortionFastPath } from '../../lambda/shared/log-portion-decoder';
+import { portionResponseXml, type QueryAnswer, type QueryEndpoint, startQueryEndpoint, THROTTLING_XML } from './support/query-endpoint';
 
-const NS = 'http://rds.amazonaws.com/doc/2014-10-31/';
-
-function portionResponse(logFileDataElement: string, options: { markerFirst?: boolean } = {}): string {
-  const rest = '<AdditionalDataPending>true</AdditionalDataPending><Marker>3:1048576</Marker>';
-  const result = options.markerFirst ? `${rest}${logFileDataElement}` : `${logFileDataElement}${rest}`;
-  return (
-    `<?xml version="1.0" encoding="UTF-8"?>\n<DownloadDBLogFilePortionResponse xmlns="${NS}">\n  ` +
-    `<DownloadDBLogFilePortionResult>${result}</DownloadDBLogFilePortionResult>\n  ` +
-    `<ResponseMetadata><RequestId>req-1</RequestId></ResponseMetadata>\n</DownloadDBLogFilePortionResponse>\n`
-  );
-}
-
-const THROTTLE_BODY =
-  `<ErrorResponse xmlns="${NS}"><Error><Type>Sender</Type><Code>Throttling</Code>` +
-  '<Message>Rate exceeded</Message></Error><RequestId>r1</RequestId></ErrorResponse>';
-
-/** Answers are served in order; each is [status, body bytes]. */
-let answers: Array<[number, Buffer]> = [];
-let server: Server;
-let endpoint: string;
+/** Answers are served in order. */
+let answers: QueryAnswer[] = [];
+let endpoint: QueryEndpoint;
 
 beforeAll(async () => {
-  server = createServer((request, response) => {
-    request.resume();
-    request.on('end', () => {
-      const [status, body] = answers.shift() ?? [500, Buffer.from('no scripted answer')];
-      response.writeHead(status, { 'content-type': 'text/xml' });
-      response.end(body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  endpoint = await startQueryEndpoint(() => answers.shift() ?? { status: 500, body: 'no scripted answer' });
   plain = client(false);
   fast = client(true);
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await endpoint.close();
 });
 
 function client(fastPath: boolean): RDSClient {
   const rds = new RDSClient({
     region: 'us-east-1',
-    endpoint,
+    endpoint: endpoint.url,
     credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
     maxAttempts: 3,
     retryMode: 'standard',
@@ -66,7 +39,7 @@ let plain: RDSClient;
 let fast: RDSClient;
 
 async function read(rds: RDSClient, body: Buffer): Promise<Record<string, unknown>> {
-  answers.push([200, body]);
+  answers.push({ status: 200, body });
   const response = await rds.send(
     new DownloadDBLogFilePortionCommand({ DBInstanceIdentifier: 'db-1', LogFileName: 'audit/audit.log', Marker: '0' }),
   );
@@ -137,15 +110,15 @@ function generatedElement(next: () => number): string {
 
 describe('decodeLogFileData', () => {
   it('decodes escaped text, references, CDATA and line ends, and empties the element in the remainder', () => {
-    const body = Buffer.from(portionResponse("<LogFileData>a &amp; b &lt;c&gt; &#39;d&#x27;\r\ne\r<![CDATA[<x>\r\n]]>é</LogFileData>"));
+    const body = Buffer.from(portionResponseXml("<LogFileData>a &amp; b &lt;c&gt; &#39;d&#x27;\r\ne\r<![CDATA[<x>\r\n]]>é</LogFileData>"));
     const decoded = decodeLogFileData(body);
     expect(decoded?.data.toString()).toBe("a & b <c> 'd'\ne\n<x>\né");
-    expect(decoded?.remainder.toString()).toBe(portionResponse('<LogFileData></LogFileData>'));
+    expect(decoded?.remainder.toString()).toBe(portionResponseXml('<LogFileData></LogFileData>'));
   });
 
   it('finds the element after other fields and ignores a look-alike inside CDATA before it', () => {
     const body = Buffer.from(
-      portionResponse('<LogFileData>x</LogFileData>', { markerFirst: true }).replace(
+      portionResponseXml('<LogFileData>x</LogFileData>', { markerFirst: true }).replace(
         '<AdditionalDataPending>',
         '<Note><![CDATA[<LogFileData>decoy</LogFileData>]]></Note><AdditionalDataPending>',
       ),
@@ -165,7 +138,7 @@ describe('decodeLogFileData', () => {
     ['a closing tag with spaces', '<LogFileData>x</LogFileData >'],
     ['no LogFileData at all', ''],
   ])('leaves %s to the SDK', (_case, element) => {
-    expect(decodeLogFileData(Buffer.from(portionResponse(element)))).toBeUndefined();
+    expect(decodeLogFileData(Buffer.from(portionResponseXml(element)))).toBeUndefined();
   });
 
   it('leaves a truncated document to the SDK', () => {
@@ -176,7 +149,7 @@ describe('decodeLogFileData', () => {
 describe('the fast path returns what the SDK returns', () => {
   it.each(Array.from({ length: 150 }, (_, seed) => seed))('generated page, seed %i', async (seed) => {
     const next = random(seed);
-    const body = Buffer.from(portionResponse(generatedElement(next), { markerFirst: next() < 0.3 }));
+    const body = Buffer.from(portionResponseXml(generatedElement(next), { markerFirst: next() < 0.3 }));
     expect(decodeLogFileData(body)).toBeDefined(); // parity of the fast path itself, not of its fallback
     const { sdk, fastPath } = await bothRead(body);
     expect(fastPath).toEqual(sdk);
@@ -192,15 +165,15 @@ describe('the fast path returns what the SDK returns', () => {
     ['a lone surrogate reference', '<LogFileData>a&#xD800;b</LogFileData>'],
     ['no LogFileData', ''],
   ])('%s', async (_case, element) => {
-    const { sdk, fastPath } = await bothRead(Buffer.from(portionResponse(element)));
+    const { sdk, fastPath } = await bothRead(Buffer.from(portionResponseXml(element)));
     expect(fastPath).toEqual(sdk);
   });
 
   it('bytes that are not UTF-8 come out as the same replacement characters', async () => {
     const body = Buffer.concat([
-      Buffer.from(portionResponse('<LogFileData>@</LogFileData>').split('@')[0] ?? ''),
+      Buffer.from(portionResponseXml('<LogFileData>@</LogFileData>').split('@')[0] ?? ''),
       Buffer.from([0x61, 0xe2, 0x82, 0x26, 0x61, 0x6d, 0x70, 0x3b, 0xc3, 0x0d, 0x0a, 0xff, 0x62]),
-      Buffer.from(portionResponse('<LogFileData>@</LogFileData>').split('@')[1] ?? ''),
+      Buffer.from(portionResponseXml('<LogFileData>@</LogFileData>').split('@')[1] ?? ''),
     ]);
     expect(decodeLogFileData(body)).toBeDefined();
     const { sdk, fastPath } = await bothRead(body);
@@ -211,15 +184,15 @@ describe('the fast path returns what the SDK returns', () => {
     const line = "20261125 13:05:07,lab,sbtest,localhost,7,42,QUERY,sbtest,'SELECT c FROM t WHERE id<5 AND k>2 && x=\\'a\\'',0\n";
     const text = line.repeat(Math.floor(1_000_000 / line.length));
     const escaped = text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-    const body = Buffer.from(portionResponse(`<LogFileData>${escaped}</LogFileData>`));
+    const body = Buffer.from(portionResponseXml(`<LogFileData>${escaped}</LogFileData>`));
     expect(decodeLogFileData(body)?.data.toString()).toBe(text);
     const { sdk, fastPath } = await bothRead(body);
     expect(fastPath).toEqual(sdk);
   });
 
   it('a throttled attempt then a good one: the error is the SDK\'s and the retry carries the data', async () => {
-    answers.push([400, Buffer.from(THROTTLE_BODY)]);
-    const output = (await read(fast, Buffer.from(portionResponse('<LogFileData>after &amp; retry</LogFileData>')))) as {
+    answers.push({ status: 400, body: THROTTLING_XML });
+    const output = (await read(fast, Buffer.from(portionResponseXml('<LogFileData>after &amp; retry</LogFileData>')))) as {
       LogFileData?: string;
     };
     expect(output.LogFileData).toBe('after & retry');
@@ -227,7 +200,7 @@ describe('the fast path returns what the SDK returns', () => {
   });
 
   it('error responses surface as the SDK\'s errors', async () => {
-    answers.push([400, Buffer.from(THROTTLE_BODY)], [400, Buffer.from(THROTTLE_BODY)], [400, Buffer.from(THROTTLE_BODY)]);
+    answers.push(...Array.from({ length: 3 }, () => ({ status: 400, body: THROTTLING_XML })));
     await expect(
       fast.send(new DownloadDBLogFilePortionCommand({ DBInstanceIdentifier: 'db-1', LogFileName: 'f', Marker: '0' })),
     ).rejects.toMatchObject({ name: 'Throttling', message: 'Rate exceeded' });

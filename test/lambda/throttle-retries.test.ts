@@ -3,55 +3,42 @@
  * protocol (reached through AWS_ENDPOINT_URL_RDS), answering with scripted statuses. Only retries
  * caused by throttling count; a throttled attempt the SDK gave up on is not a retry.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { DescribeDBInstancesCommand, RDSClient } from '@aws-sdk/client-rds';
 import { METRICS } from '../../lambda/shared/contract';
 import { ThrottleRetryCounter, isThrottlingError } from '../../lambda/shared/throttle-retries';
 import { EmfCapture } from './support/emf';
 import { fakeContext, REGION, setLambdaEnv } from './support/lambda-harness';
+import { type QueryAnswer, type QueryEndpoint, RDS_XMLNS, rdsErrorXml, startQueryEndpoint, THROTTLING_XML } from './support/query-endpoint';
 
 type Answer = 'throttle' | 'server-error' | 'ok';
 
-const THROTTLE_BODY =
-  '<ErrorResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><Error><Type>Sender</Type>' +
-  '<Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>r1</RequestId></ErrorResponse>';
-const SERVER_ERROR_BODY =
-  '<ErrorResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><Error><Type>Receiver</Type>' +
-  '<Code>InternalFailure</Code><Message>oops</Message></Error><RequestId>r2</RequestId></ErrorResponse>';
 const EMPTY_INSTANCES_BODY =
-  '<DescribeDBInstancesResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><DescribeDBInstancesResult>' +
+  `<DescribeDBInstancesResponse xmlns="${RDS_XMLNS}"><DescribeDBInstancesResult>` +
   '<DBInstances></DBInstances></DescribeDBInstancesResult><ResponseMetadata><RequestId>r3</RequestId>' +
   '</ResponseMetadata></DescribeDBInstancesResponse>';
 
+const ANSWERS: Record<Answer, QueryAnswer> = {
+  throttle: { status: 400, body: THROTTLING_XML },
+  'server-error': { status: 500, body: rdsErrorXml('InternalFailure', 'oops', 'Receiver') },
+  ok: { status: 200, body: EMPTY_INSTANCES_BODY },
+};
+
 let script: Answer[] = [];
-let server: Server;
-let endpoint: string;
+let endpoint: QueryEndpoint;
 
 beforeAll(async () => {
-  server = createServer((request, response) => {
-    request.resume();
-    request.on('end', () => {
-      const answer = script.shift() ?? 'ok';
-      const [status, body] =
-        answer === 'throttle' ? [400, THROTTLE_BODY] : answer === 'server-error' ? [500, SERVER_ERROR_BODY] : [200, EMPTY_INSTANCES_BODY];
-      response.writeHead(status, { 'content-type': 'text/xml' });
-      response.end(body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  setLambdaEnv({ AWS_ENDPOINT_URL_RDS: endpoint, POWERTOOLS_METRICS_DISABLED: 'false', POWERTOOLS_SERVICE_NAME: 'audit-log-scanner' });
+  endpoint = await startQueryEndpoint(() => ANSWERS[script.shift() ?? 'ok']);
+  setLambdaEnv({ AWS_ENDPOINT_URL_RDS: endpoint.url, POWERTOOLS_METRICS_DISABLED: 'false', POWERTOOLS_SERVICE_NAME: 'audit-log-scanner' });
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await endpoint.close();
 });
 
 function countedClient(maxAttempts: number): { client: RDSClient; counter: ThrottleRetryCounter } {
   const client = new RDSClient({
     region: REGION,
-    endpoint,
+    endpoint: endpoint.url,
     credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
     maxAttempts,
   });
