@@ -215,6 +215,13 @@ function errorText(text: string): string {
   return text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT)}…` : text;
 }
 
+/** The assignments of a status change: the status, when it changed, and why (when there is a reason). */
+function statusChange(e: Expression, status: LedgerStatus, now: number, reason: string | undefined): string[] {
+  const set = [e.assign(LEDGER_ATTR.status, status), e.assign(LEDGER_ATTR.statusChangedAt, now)];
+  if (reason !== undefined) set.push(e.assign(LEDGER_ATTR.lastError, errorText(reason)));
+  return set;
+}
+
 export class Ledger {
   constructor(
     private readonly client: DynamoDBDocumentClient,
@@ -491,8 +498,7 @@ export class Ledger {
     reason: string | undefined,
   ): Promise<boolean> {
     const e = new Expression();
-    const set = [e.assign(LEDGER_ATTR.status, status), e.assign(LEDGER_ATTR.statusChangedAt, now)];
-    if (reason !== undefined) set.push(e.assign(LEDGER_ATTR.lastError, errorText(reason)));
+    const set = statusChange(e, status, now, reason);
     const remove = observed.ClaimToken === undefined ? [] : [e.name(LEDGER_ATTR.claimToken)];
     const condition = [
       e.equals(LEDGER_ATTR.status, observed.Status),
@@ -510,8 +516,7 @@ export class Ledger {
     reason: string | undefined,
   ): Promise<boolean> {
     const e = new Expression();
-    const set = [e.assign(LEDGER_ATTR.status, status), e.assign(LEDGER_ATTR.statusChangedAt, now)];
-    if (reason !== undefined) set.push(e.assign(LEDGER_ATTR.lastError, errorText(reason)));
+    const set = statusChange(e, status, now, reason);
     // An open intent stays on the item (FAILED after a PUT error): the next holder resolves it.
     const remove = [e.name(LEDGER_ATTR.claimToken)];
     return this.update(work, e, set, remove, claimHeld(e, token).join(' AND '));
