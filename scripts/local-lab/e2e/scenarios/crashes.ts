@@ -161,6 +161,7 @@ export const killedMidFile: Scenario = {
 
 const FAIL_AT_PORTION_CALL = 5;
 const FAIL_AFTER_PUT = 4;
+const FAIL_OBJECT_BYTES = 200_000;
 
 export const failedMidFile: Scenario = {
   id: 'error-mid-file',
@@ -192,7 +193,7 @@ export const failedMidFile: Scenario = {
       bytesPerFile: 700_000,
       lambda: {
         envOverrides: {
-          downloader: { [ENV.maxObjectBytes]: '200000', AWS_ENDPOINT_URL_RDS: rdsProxy.url, AWS_ENDPOINT_URL_S3: s3Proxy.url },
+          downloader: { [ENV.maxObjectBytes]: String(FAIL_OBJECT_BYTES), AWS_ENDPOINT_URL_RDS: rdsProxy.url, AWS_ENDPOINT_URL_S3: s3Proxy.url },
           // FAILED items are re-driven after this back-off (lab time).
           detector: { [ENV.failedRetryBackoffMs]: '500' },
         },
@@ -204,7 +205,7 @@ export const failedMidFile: Scenario = {
     run.check('both errors were injected', failures.length === 2, failures.join('; '));
     const adopted = countLogLines(run, 'downloader', ADOPTED_LOG);
     run.check('the object stored before the error was adopted, not written again', adopted >= 1, `${adopted} adoption(s)`);
-    checkNoReread(run, session, fixtures, 200_000 + 64 * 1024);
+    checkNoReread(run, session, fixtures, FAIL_OBJECT_BYTES + FIXTURE_PAGE_LIMIT);
     await run.finish({
       sources: fixtures.sources(),
       caughtUp,
