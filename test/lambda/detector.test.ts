@@ -32,10 +32,7 @@ beforeEach(() => {
   // Two items per Query page, so the ledger read is paginated too.
   table = new FakeTable(LEDGER_KEY.partitionKey, LEDGER_KEY.sortKey, 2);
   rds.on(DescribeDBLogFilesCommand).callsFake((input) => fakeRds.describeDBLogFiles(input));
-  ledgerClient.on(QueryCommand).callsFake((input) => table.query(input));
-  ledgerClient.on(GetCommand).callsFake((input) => table.get(input));
-  ledgerClient.on(PutCommand).callsFake((input) => table.put(input));
-  ledgerClient.on(UpdateCommand).callsFake((input) => table.update(input));
+  table.serveDocumentClient(ledgerClient);
 });
 
 function item(file: string): LedgerItem {

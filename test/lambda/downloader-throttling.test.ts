@@ -4,15 +4,9 @@
  * DownloadDBLogFilePortion with `Throttling: Rate exceeded`. The client's adaptive retry must carry the
  * backup through. (aws-sdk-client-mock replaces `send` and so bypasses retries: not usable here.)
  */
-import {
-  DeleteItemCommand,
-  DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { IDEMPOTENCY_KEY, LEDGER_KEY, LedgerStatus, segmentObjectKey } from '../../lambda/shared/contract';
 import { FakeTable, type Item } from './support/fake-dynamodb';
@@ -57,13 +51,8 @@ test('a Throttling answer is retried by the SDK and the backup completes', async
   const idempotency = new FakeTable(IDEMPOTENCY_KEY.partitionKey);
   const bucket = new FakeBucket();
   const ledgerClient = mockClient(DynamoDBDocumentClient);
-  ledgerClient.on(GetCommand).callsFake((input) => ledger.get(input));
-  ledgerClient.on(UpdateCommand).callsFake((input) => ledger.update(input));
-  const idempotencyClient = mockClient(DynamoDBClient);
-  idempotencyClient.on(GetItemCommand).callsFake((input) => idempotency.getItem(input));
-  idempotencyClient.on(PutItemCommand).callsFake((input) => idempotency.putItem(input));
-  idempotencyClient.on(UpdateItemCommand).callsFake((input) => idempotency.updateItem(input));
-  idempotencyClient.on(DeleteItemCommand).callsFake((input) => idempotency.deleteItem(input));
+  ledger.serveDocumentClient(ledgerClient);
+  idempotency.serveLowLevelClient(mockClient(DynamoDBClient));
   mockClient(S3Client)
     .on(PutObjectCommand)
     .callsFake((input) => bucket.putObject(input));

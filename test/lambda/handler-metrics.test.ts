@@ -7,13 +7,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  DeleteItemCommand,
-  DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DescribeDBClusterParametersCommand,
   DescribeDBClustersCommand,
@@ -24,7 +18,7 @@ import {
 } from '@aws-sdk/client-rds';
 import { HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { IDEMPOTENCY_KEY, LEDGER_KEY, LedgerStatus, METRICS, type LedgerItem } from '../../lambda/shared/contract';
 import { EmfCapture } from './support/emf';
@@ -67,14 +61,8 @@ beforeEach(() => {
   rds.on(DownloadDBLogFilePortionCommand).callsFake((input) => fakeRds.downloadDBLogFilePortion(input));
   s3.on(PutObjectCommand).callsFake((input) => bucket.putObject(input));
   s3.on(HeadObjectCommand).callsFake((input) => bucket.headObject(input));
-  ledgerClient.on(GetCommand).callsFake((input) => table.get(input));
-  ledgerClient.on(PutCommand).callsFake((input) => table.put(input));
-  ledgerClient.on(UpdateCommand).callsFake((input) => table.update(input));
-  ledgerClient.on(QueryCommand).callsFake((input) => table.query(input));
-  idempotencyClient.on(GetItemCommand).callsFake((input) => idempotency.getItem(input));
-  idempotencyClient.on(PutItemCommand).callsFake((input) => idempotency.putItem(input));
-  idempotencyClient.on(UpdateItemCommand).callsFake((input) => idempotency.updateItem(input));
-  idempotencyClient.on(DeleteItemCommand).callsFake((input) => idempotency.deleteItem(input));
+  table.serveDocumentClient(ledgerClient);
+  idempotency.serveLowLevelClient(idempotencyClient);
   emf = new EmfCapture();
 });
 

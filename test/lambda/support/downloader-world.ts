@@ -8,13 +8,7 @@
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  DeleteItemCommand,
-  DynamoDBClient,
-  GetItemCommand,
-  PutItemCommand,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DescribeDBLogFilesCommand,
   DownloadDBLogFilePortionCommand,
@@ -22,7 +16,7 @@ import {
   RDSClient,
 } from '@aws-sdk/client-rds';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
   IDEMPOTENCY_KEY,
@@ -80,15 +74,8 @@ export function resetDownloaderWorld(): void {
   s3.on(HeadObjectCommand).callsFake((input) => bucket.headObject(input));
   s3.on(GetObjectCommand).callsFake((input) => bucket.getObject(input));
   s3.on(ListObjectsV2Command).callsFake((input) => bucket.listObjectsV2(input));
-  ledgerClient.on(ScanCommand).callsFake((input) => table.scan(input));
-  ledgerClient.on(GetCommand).callsFake((input) => table.get(input));
-  ledgerClient.on(PutCommand).callsFake((input) => table.put(input));
-  ledgerClient.on(UpdateCommand).callsFake((input) => table.update(input));
-  ledgerClient.on(QueryCommand).callsFake((input) => table.query(input));
-  idempotencyClient.on(GetItemCommand).callsFake((input) => idempotency.getItem(input));
-  idempotencyClient.on(PutItemCommand).callsFake((input) => idempotency.putItem(input));
-  idempotencyClient.on(UpdateItemCommand).callsFake((input) => idempotency.updateItem(input));
-  idempotencyClient.on(DeleteItemCommand).callsFake((input) => idempotency.deleteItem(input));
+  table.serveDocumentClient(ledgerClient);
+  idempotency.serveLowLevelClient(idempotencyClient);
 }
 
 /** Every pass removes its spool file, whatever happened. */

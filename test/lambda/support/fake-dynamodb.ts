@@ -5,21 +5,35 @@
  * the document-client commands (ledger) and the low-level commands (idempotency persistence layer).
  * Unsupported syntax throws, so a test never passes on an expression the fake did not understand.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  ConditionalCheckFailedException,
+  DeleteItemCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import type {
   DeleteItemCommandInput,
   GetItemCommandInput,
   PutItemCommandInput,
   UpdateItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
-import type {
-  GetCommandInput,
-  PutCommandInput,
-  QueryCommandInput,
-  ScanCommandInput,
-  UpdateCommandInput,
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  type GetCommandInput,
+  PutCommand,
+  type PutCommandInput,
+  QueryCommand,
+  type QueryCommandInput,
+  ScanCommand,
+  type ScanCommandInput,
+  UpdateCommand,
+  type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import type { AwsClientStub } from 'aws-sdk-client-mock';
 
 export type Item = Record<string, unknown>;
 type Names = Record<string, string> | undefined;
@@ -359,6 +373,23 @@ export class FakeTable {
   }
 
   // ---- low-level commands (AttributeValue maps), as the idempotency persistence layer sends them ----
+
+  /** Answers a mocked document client's item commands (the ledger's) from this table. */
+  serveDocumentClient(mock: AwsClientStub<DynamoDBDocumentClient>): void {
+    mock.on(GetCommand).callsFake((input: GetCommandInput) => this.get(input));
+    mock.on(PutCommand).callsFake((input: PutCommandInput) => this.put(input));
+    mock.on(UpdateCommand).callsFake((input: UpdateCommandInput) => this.update(input));
+    mock.on(QueryCommand).callsFake((input: QueryCommandInput) => this.query(input));
+    mock.on(ScanCommand).callsFake((input: ScanCommandInput) => this.scan(input));
+  }
+
+  /** Answers a mocked low-level client's item commands (Powertools idempotency's) from this table. */
+  serveLowLevelClient(mock: AwsClientStub<DynamoDBClient>): void {
+    mock.on(GetItemCommand).callsFake((input: GetItemCommandInput) => this.getItem(input));
+    mock.on(PutItemCommand).callsFake((input: PutItemCommandInput) => this.putItem(input));
+    mock.on(UpdateItemCommand).callsFake((input: UpdateItemCommandInput) => this.updateItem(input));
+    mock.on(DeleteItemCommand).callsFake((input: DeleteItemCommandInput) => this.deleteItem(input));
+  }
 
   getItem(input: GetItemCommandInput): { Item?: Record<string, unknown> } {
     const found = this.item(unmarshall(input.Key ?? {}));
