@@ -8,8 +8,8 @@
  */
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { LOG_OBJECT_PREFIX } from '../../lambda/shared/contract';
+import { parseOptions, UsageError } from '../cli/args';
 import { CATEGORIES, DEFAULT_CATEGORIES, InvalidInputError, newMarker, newPassword, parseCategories, parseMarker, runNames, sqlBlocks } from './plan';
 import { renderJson, renderText } from './report';
 import { directorySource, s3Source, type LogSource } from './sources';
@@ -32,19 +32,6 @@ const USAGE = `Usage:
       (folder); --interval AUDITLAB_VERIFY_INTERVAL or 60 (bucket) / 5 (folder); --report-dir
       ./audit-reports; --categories ${DEFAULT_CATEGORIES.join(',')} (also: ${CATEGORIES.filter((c) => !DEFAULT_CATEGORIES.includes(c)).join(',')}).
 `;
-
-class UsageError extends Error {}
-
-/** parseArgs with its errors (unknown option, missing value) turned into usage errors. */
-function parseOptions<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
-  try {
-    return parseArgs(config);
-  } catch (error) {
-    const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
-    if (code.startsWith('ERR_PARSE_ARGS')) throw new UsageError((error as Error).message);
-    throw error;
-  }
-}
 
 const SINCE_SLACK_MS = 5 * 60 * 1000;
 

@@ -3,21 +3,16 @@
  * statuses, and SDK clients configured from the standard AWS settings (credentials chain, AWS_REGION
  * or --region, AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> for the local lab or another endpoint).
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { UsageError } from './args';
+
+export { parseOptions, UsageError } from './args';
 
 /** 0: clean; 1: findings / integrity failure; 2: usage or infrastructure error. */
 export const EXIT = { ok: 0, findings: 1, error: 2 } as const;
-
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
 
 /** Where a command writes: the process streams in real use, buffers in tests. */
 export interface CliIo {
@@ -27,17 +22,6 @@ export interface CliIo {
 }
 
 export const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env };
-
-/** parseArgs with its errors (unknown option, missing value) turned into usage errors. */
-export function parseOptions<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
-  try {
-    return parseArgs(config);
-  } catch (error) {
-    const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
-    if (code.startsWith('ERR_PARSE_ARGS')) throw new UsageError((error as Error).message);
-    throw error;
-  }
-}
 
 export function positiveNumber(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
