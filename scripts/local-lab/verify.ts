@@ -12,7 +12,7 @@
  * reads the evidence from disk, S3 and DynamoDB with streaming hashes (memory does not grow with file
  * size). The fault suite reuses both.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
@@ -292,13 +292,15 @@ export interface VerifyOptions {
   files: readonly SourceFile[];
 }
 
-async function hashStream(stream: Readable): Promise<{ sha256: string; bytes: number }> {
+/** The stream's length and SHA-256; `alsoInto` hashes (a running digest over several streams) see the bytes too. */
+async function hashStream(stream: Readable, ...alsoInto: Hash[]): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash('sha256');
   let bytes = 0;
   for await (const chunk of stream) {
     const buffer = chunk as Buffer;
     bytes += buffer.length;
     hash.update(buffer);
+    for (const other of alsoInto) other.update(buffer);
   }
   return { sha256: hash.digest('base64'), bytes };
 }
@@ -342,18 +344,11 @@ export async function collectFileEvidence(
   for (const key of keys) {
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
     const body = (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body as Readable;
-    const objectHash = createHash('sha256');
-    let bytes = 0;
-    for await (const chunk of body) {
-      const buffer = chunk as Buffer;
-      bytes += buffer.length;
-      objectHash.update(buffer);
-      concatenated.update(buffer);
-    }
+    const { bytes, sha256 } = await hashStream(body, concatenated);
     objects.push({
       key,
       bytes,
-      sha256: objectHash.digest('base64'),
+      sha256,
       ...(head.ChecksumSHA256 ? { checksumSha256: head.ChecksumSHA256 } : {}),
     });
   }
