@@ -1,20 +1,12 @@
 import { MAX_SIZE_HISTORY, backupLagSeconds, nextSizeHistory, oldestUnstoredWrite } from '../../lambda/shared/backup-lag';
 import { LedgerStatus, type LedgerItem } from '../../lambda/shared/contract';
+import { pendingLedgerItem } from './support/lambda-harness';
 
 const MINUTE = 60_000;
 const T0 = 1_700_000_000_000;
 
 function item(fields: Partial<LedgerItem>): LedgerItem {
-  return {
-    DBInstanceIdentifier: 'db-1',
-    LogFileName: 'audit/audit.log.0.2024-01-04-08-30.0',
-    Size: 0,
-    LastWritten: T0,
-    Status: LedgerStatus.PENDING,
-    StatusChangedAt: T0,
-    BackedUpBytes: 0,
-    ...fields,
-  };
+  return pendingLedgerItem('db-1', 'audit/audit.log.0.2024-01-04-08-30.0', { LastWritten: T0, StatusChangedAt: T0, ...fields });
 }
 
 describe('SizeHistory', () => {

@@ -11,7 +11,7 @@ import 'aws-sdk-client-mock-jest';
 import { AUDIT_LOG_FILENAME_FRAGMENT, LEDGER_KEY, LedgerStatus, type LedgerItem } from '../../lambda/shared/contract';
 import { FakeTable, type Item } from './support/fake-dynamodb';
 import { FakeRds, auditLines } from './support/fake-rds';
-import { fakeContext, setLambdaEnv, sqsEvent } from './support/lambda-harness';
+import { fakeContext, pendingLedgerItem, setLambdaEnv, sqsEvent } from './support/lambda-harness';
 
 const MINUTE = 60_000;
 setLambdaEnv({ STALE_CLAIM_MS: String(45 * MINUTE), FAILED_RETRY_BACKOFF_MS: String(5 * MINUTE) });
@@ -42,16 +42,7 @@ function item(file: string): LedgerItem {
 }
 
 function seed(file: string, fields: Partial<LedgerItem>): void {
-  const base: LedgerItem = {
-    DBInstanceIdentifier: INSTANCE,
-    LogFileName: file,
-    Size: 0,
-    LastWritten: 0,
-    Status: LedgerStatus.PENDING,
-    StatusChangedAt: Date.now(),
-    BackedUpBytes: 0,
-  };
-  table.seed({ ...base, ...fields } as unknown as Item);
+  table.seed(pendingLedgerItem(INSTANCE, file, fields) as unknown as Item);
 }
 
 /** A file RDS lists with the given size (audit lines padded to exactly that many bytes). */

@@ -11,7 +11,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { IDEMPOTENCY_KEY, LEDGER_KEY, LedgerStatus, segmentObjectKey } from '../../lambda/shared/contract';
 import { FakeTable, type Item } from './support/fake-dynamodb';
 import { auditLines } from './support/fake-rds';
-import { FakeBucket, fakeContext, pendingTransitions, setLambdaEnv, streamEvent } from './support/lambda-harness';
+import { FakeBucket, fakeContext, pendingLedgerItem, pendingTransitions, setLambdaEnv, streamEvent } from './support/lambda-harness';
 import { portionResponseXml, type QueryAnswer, type QueryEndpoint, rdsErrorXml, startQueryEndpoint, THROTTLING_XML } from './support/query-endpoint';
 
 const INSTANCE = 'aurora-writer-1';
@@ -57,18 +57,7 @@ test('a Throttling answer is retried by the SDK and the backup completes', async
     .on(PutObjectCommand)
     .callsFake((input) => bucket.putObject(input));
   const size = Buffer.byteLength(CONTENT);
-  ledger.put({
-    TableName: 'ledger',
-    Item: {
-      DBInstanceIdentifier: INSTANCE,
-      LogFileName: FILE,
-      Size: size,
-      LastWritten: 1,
-      Status: LedgerStatus.PENDING,
-      StatusChangedAt: Date.now(),
-      BackedUpBytes: 0,
-    } as Item,
-  });
+  ledger.put({ TableName: 'ledger', Item: pendingLedgerItem(INSTANCE, FILE, { Size: size, LastWritten: 1 }) as unknown as Item });
 
   const response = await handler(streamEvent(pendingTransitions(ledger)), fakeContext());
 

@@ -24,7 +24,7 @@ import { IDEMPOTENCY_KEY, LEDGER_KEY, LedgerStatus, METRICS, type LedgerItem } f
 import { EmfCapture } from './support/emf';
 import { FakeTable, type Item } from './support/fake-dynamodb';
 import { FakeRds, auditLines } from './support/fake-rds';
-import { FakeBucket, fakeContext, pendingTransitions, setLambdaEnv, sqsEvent, streamEvent } from './support/lambda-harness';
+import { FakeBucket, fakeContext, pendingLedgerItem, pendingTransitions, setLambdaEnv, sqsEvent, streamEvent } from './support/lambda-harness';
 
 const SERVICE = 'audit-log-under-test';
 setLambdaEnv({
@@ -72,17 +72,7 @@ afterEach(() => {
 });
 
 function seed(fields: Partial<LedgerItem>, file = FILE): void {
-  const item: LedgerItem = {
-    DBInstanceIdentifier: INSTANCE,
-    LogFileName: file,
-    Size: 0,
-    LastWritten: 0,
-    Status: LedgerStatus.PENDING,
-    StatusChangedAt: Date.now(),
-    BackedUpBytes: 0,
-    ...fields,
-  };
-  table.put({ TableName: 'ledger', Item: item as unknown as Item });
+  table.put({ TableName: 'ledger', Item: pendingLedgerItem(INSTANCE, file, fields) as unknown as Item });
 }
 
 /** Every metric of the flush is in the contract's namespace with `service` as its only dimension. */

@@ -21,7 +21,6 @@ import { mockClient } from 'aws-sdk-client-mock';
 import {
   IDEMPOTENCY_KEY,
   LEDGER_KEY,
-  LedgerStatus,
   type LedgerItem,
   logFilePrefix,
   parseSegmentObjectKey,
@@ -29,7 +28,7 @@ import {
 } from '../../../lambda/shared/contract';
 import { FakeTable, type Item } from './fake-dynamodb';
 import { FakeRds } from './fake-rds';
-import { FakeBucket, fakeContext, pendingTransitions, setLambdaEnv, streamEvent } from './lambda-harness';
+import { FakeBucket, fakeContext, pendingLedgerItem, pendingTransitions, setLambdaEnv, streamEvent } from './lambda-harness';
 
 export const MAX_OBJECT_BYTES = 4096;
 export const SAFETY_MARGIN_MS = 10_000;
@@ -96,17 +95,7 @@ export function ledgerItem(file = FILE): LedgerItem {
 /** What the detector does for a new file: RDS has it, the ledger gets a PENDING item (a stream INSERT). */
 export function newFile(content: string, file = FILE, overrides: Partial<LedgerItem> = {}): void {
   fakeRds.writeFile(INSTANCE, file, content, 1_700_000_000_000);
-  const item: LedgerItem = {
-    DBInstanceIdentifier: INSTANCE,
-    LogFileName: file,
-    Size: Buffer.byteLength(content),
-    LastWritten: 1_700_000_000_000,
-    Status: LedgerStatus.PENDING,
-    StatusChangedAt: Date.now(),
-    BackedUpBytes: 0,
-    Attempts: 0,
-    ...overrides,
-  };
+  const item = pendingLedgerItem(INSTANCE, file, { Size: Buffer.byteLength(content), LastWritten: 1_700_000_000_000, Attempts: 0, ...overrides });
   table.put({ TableName: 'ledger', Item: item as unknown as Item });
 }
 

@@ -18,7 +18,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import type { AttributeValue as StreamAttributeValue, Context, DynamoDBRecord, DynamoDBStreamEvent, SQSEvent } from 'aws-lambda';
-import { ENV, LEDGER_ATTR, LEDGER_KEY, LedgerStatus } from '../../../lambda/shared/contract';
+import { ENV, LEDGER_ATTR, LEDGER_KEY, type LedgerItem, LedgerStatus } from '../../../lambda/shared/contract';
 import type { Change, FakeTable, Item } from './fake-dynamodb';
 
 export const REGION = 'eu-west-1';
@@ -28,6 +28,20 @@ export const BUCKET = 'audit-backup';
 export const QUEUE_URL = `https://sqs.${REGION}.amazonaws.com/123456789012/scan`;
 
 /** Sets the variables the stack would set; call before requiring a handler module. */
+/** A PENDING ledger item with nothing stored yet, as the tests' starting point; `fields` adjust it. */
+export function pendingLedgerItem(instance: string, file: string, fields: Partial<LedgerItem> = {}): LedgerItem {
+  return {
+    DBInstanceIdentifier: instance,
+    LogFileName: file,
+    Size: 0,
+    LastWritten: 0,
+    Status: LedgerStatus.PENDING,
+    StatusChangedAt: Date.now(),
+    BackedUpBytes: 0,
+    ...fields,
+  };
+}
+
 export function setLambdaEnv(overrides: Record<string, string> = {}): void {
   Object.assign(process.env, {
     AWS_REGION: REGION,
