@@ -7,6 +7,7 @@
 import { DownloadDBLogFilePortionCommand, RDSClient } from '@aws-sdk/client-rds';
 import { rdsClient } from '../../lambda/shared/clients';
 import { decodeLogFileData, logFileDataBytes, logPortionFastPath } from '../../lambda/shared/log-portion-decoder';
+import { seededRandom } from '../../scripts/local-lab/seeded-random';
 import { portionResponseXml, type QueryAnswer, type QueryEndpoint, startQueryEndpoint, THROTTLING_XML } from './support/query-endpoint';
 
 /** Answers are served in order. */
@@ -51,18 +52,6 @@ async function read(rds: RDSClient, body: Buffer): Promise<Record<string, unknow
 /** Both clients' outputs for the same bytes. */
 async function bothRead(body: Buffer): Promise<{ sdk: unknown; fastPath: unknown }> {
   return { sdk: await read(plain, body), fastPath: await read(fast, body) };
-}
-
-/** A small deterministic PRNG (mulberry32), so a failing case can be reproduced from its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const ALPHABET = [
@@ -148,7 +137,7 @@ describe('decodeLogFileData', () => {
 
 describe('the fast path returns what the SDK returns', () => {
   it.each(Array.from({ length: 150 }, (_, seed) => seed))('generated page, seed %i', async (seed) => {
-    const next = random(seed);
+    const next = seededRandom(seed);
     const body = Buffer.from(portionResponseXml(generatedElement(next), { markerFirst: next() < 0.3 }));
     expect(decodeLogFileData(body)).toBeDefined(); // parity of the fast path itself, not of its fallback
     const { sdk, fastPath } = await bothRead(body);

@@ -8,6 +8,7 @@ import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { createServer, IncomingMessage, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
+import { seededRandom } from '../seeded-random';
 import { checkOptions, ConfigError, parseFaults } from './config';
 import { LogFileCatalog } from './log-files';
 import { Page, readForwardPage, readTailPage } from './log-pages';
@@ -73,18 +74,6 @@ function emptyStats(): EndpointStats {
     unrepresentablePages: 0,
     invalidUtf8Pages: 0,
     perFile: {},
-  };
-}
-
-/** mulberry32: a small seeded generator, so a fault run can be replayed call for call. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
