@@ -12,14 +12,16 @@ import { logPortionFastPath } from '../../lambda/shared/log-portion-decoder';
 import { LAB_CREDENTIALS } from '../local-lab/aws-services';
 import { measureServeRate, ServeRate } from '../local-lab/rds-endpoint/serve-rate';
 
-export interface ClientMemory {
+export interface ClientResources {
   /** RSS once the client is created, before the first call (KiB). */
   rssBeforeKb: number;
   /** The process's peak RSS after reading the whole file (KiB). */
   maxRssKb: number;
+  /** CPU time (user + system) the process used for the reading. */
+  cpuSeconds: number;
 }
 
-export type ClientServeRate = ServeRate & ClientMemory;
+export type ClientServeRate = ServeRate & ClientResources;
 
 async function main(): Promise<void> {
   const [endpoint, instance, logFileName, out] = process.argv.slice(2);
@@ -29,9 +31,15 @@ async function main(): Promise<void> {
   try {
     // Memory of a client doing only the reads: a reference for the downloader's figure.
     const rssBeforeKb = Math.round(process.memoryUsage().rss / 1024);
+    const cpuBefore = process.cpuUsage();
     const rate = await measureServeRate(client, instance, logFileName);
-    const clientMemory: ClientMemory = { rssBeforeKb, maxRssKb: process.resourceUsage().maxRSS };
-    writeFileSync(out, `${JSON.stringify({ ...rate, ...clientMemory })}\n`);
+    const cpu = process.cpuUsage(cpuBefore);
+    const clientResources: ClientResources = {
+      rssBeforeKb,
+      maxRssKb: process.resourceUsage().maxRSS,
+      cpuSeconds: Math.round((cpu.user + cpu.system) / 10_000) / 100,
+    };
+    writeFileSync(out, `${JSON.stringify({ ...rate, ...clientResources })}\n`);
   } finally {
     client.destroy();
   }

@@ -32,6 +32,8 @@ export type RuntimeMessage =
       value?: unknown;
       error?: SerializedError;
       durationMs: number;
+      /** CPU time (user + system) the process used during the invocation, background GC threads included. */
+      cpuMs: number;
       /** Peak resident memory of this environment so far (KiB). */
       maxRssKb: number;
     };
@@ -75,6 +77,7 @@ async function main(): Promise<void> {
   process.on('message', (message: InvokeMessage) => {
     if (message.type !== 'invoke') return;
     const begin = performance.now();
+    const cpuBefore = process.cpuUsage();
     Promise.resolve()
       .then(() => handler(message.event, buildContext(message.meta)))
       // Lambda returns the result serialized as JSON (undefined becomes null); a result that cannot be
@@ -87,10 +90,15 @@ async function main(): Promise<void> {
           id: message.id,
           ...outcome,
           durationMs: performance.now() - begin,
+          cpuMs: cpuMilliseconds(process.cpuUsage(cpuBefore)),
           maxRssKb: process.resourceUsage().maxRSS,
         }),
       );
   });
+}
+
+function cpuMilliseconds(usage: NodeJS.CpuUsage): number {
+  return (usage.user + usage.system) / 1000;
 }
 
 main().catch((error: unknown) => {

@@ -38,6 +38,8 @@ export interface FunctionStats {
   coldStarts: number;
   initMsTotal: number;
   durationMsTotal: number;
+  /** Sum of the invocations' CPU time (user + system, GC threads included). */
+  cpuMsTotal: number;
   /** Highest peak RSS any environment reported (KiB). */
   peakRssKb: number;
   /**
@@ -68,6 +70,7 @@ export class LambdaFunction {
     coldStarts: 0,
     initMsTotal: 0,
     durationMsTotal: 0,
+    cpuMsTotal: 0,
     peakRssKb: 0,
     peakRssGrowthKb: 0,
     peakRssGrowthBaselineKb: 0,
@@ -145,6 +148,7 @@ export class LambdaFunction {
         );
       }
       this.stats.durationMsTotal += outcome.durationMs;
+      this.stats.cpuMsTotal += outcome.cpuMs;
       this.stats.peakRssKb = Math.max(this.stats.peakRssKb, outcome.maxRssKb);
       if (environment.initRssKb !== undefined && outcome.maxRssKb - environment.initRssKb > this.stats.peakRssGrowthKb) {
         this.stats.peakRssGrowthKb = outcome.maxRssKb - environment.initRssKb;

@@ -1,0 +1,46 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ProcessRegistry } from '../../scripts/local-lab/processes';
+import { LambdaFunction } from '../../scripts/local-lab/runner/lambda-function';
+
+// Real execution environments (child processes running function-runtime.ts), so it takes a few seconds.
+jest.setTimeout(60_000);
+
+describe('LambdaFunction resource accounting', () => {
+  const workDir = mkdtempSync(join(tmpdir(), 'lambda-function-test-'));
+  const registry = new ProcessRegistry();
+  const fn = new LambdaFunction({
+    identity: { functionName: 'cpu-or-wait', region: 'us-east-1', memoryMb: 128 },
+    entry: join(__dirname, 'fixtures', 'cpu-or-wait-handler.ts'),
+    environment: { PATH: process.env.PATH },
+    timeoutMs: 20_000,
+    maxConcurrency: 1,
+    registry,
+    logFile: join(workDir, 'function.log'),
+  });
+
+  afterAll(async () => {
+    await fn.close();
+    await registry.stopAll();
+    rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it('counts CPU time separately from duration: a waiting invocation uses little CPU, a spinning one its whole duration', async () => {
+    // Warm the environment first, so neither measured invocation carries module loading.
+    expect(await fn.invoke({ mode: 'wait', ms: 1 })).toMatchObject({ ok: true, value: 'waited' });
+    const before = { ...fn.stats };
+
+    expect(await fn.invoke({ mode: 'wait', ms: 400 })).toMatchObject({ ok: true, value: 'waited' });
+    const waitCpu = fn.stats.cpuMsTotal - before.cpuMsTotal;
+    const waitDuration = fn.stats.durationMsTotal - before.durationMsTotal;
+    expect(waitDuration).toBeGreaterThanOrEqual(390);
+    expect(waitCpu).toBeLessThan(150);
+
+    const afterWait = { ...fn.stats };
+    expect(await fn.invoke({ mode: 'spin', ms: 400 })).toMatchObject({ ok: true, value: 'spun' });
+    const spinCpu = fn.stats.cpuMsTotal - afterWait.cpuMsTotal;
+    expect(spinCpu).toBeGreaterThanOrEqual(250);
+    expect(fn.stats.peakRssKb).toBeGreaterThan(0);
+  });
+});
