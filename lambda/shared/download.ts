@@ -186,8 +186,14 @@ class Pass {
       if (budget.remainingMs() < config.safetyMarginMs + this.inFlightWorstCaseMs(budget)) return 'time';
       const page = await reader.readPage(this.work.instance, this.work.file, this.marker);
       this.portionCalls += page.calls;
-      await this.take(page, budget);
-      if (page.data.length > 0) {
+      const pageBytes = page.data.length;
+      try {
+        await this.take(page, budget);
+      } finally {
+        // Spooled (written and hashed) or failed: either way its buffer can take the next page.
+        page.release();
+      }
+      if (pageBytes > 0) {
         emptyPages = 0;
       } else if (page.additionalDataPending && ++emptyPages > MAX_EMPTY_PAGES) {
         throw new Error(`RDS returned ${emptyPages} empty pages in a row with AdditionalDataPending at ${this.resumePoint()}`);

@@ -14,6 +14,14 @@
  * result is exactly what the SDK alone would return (a parity test holds it to that); anything the
  * fast path does not fully understand — attributes, child elements, unknown entities, character
  * references outside the BMP — is left to the SDK untouched.
+ *
+ * A page's bytes are decoded into a buffer of their own. A consumer that is done with a page can hand
+ * that buffer back (`releaseLogFileData`) for the next pages: the downloader does, after spooling each
+ * page, so it allocates no page-sized buffer per call. That matters more than the bytes suggest: a new
+ * ~1 MB buffer per page that lives while the page is spooled is promoted to V8's old generation, and
+ * freeing those took a full mark-compact every few pages (tens per 256 MB, a third of the reading's
+ * CPU time, and most of its memory growth). A page never released is simply left to the garbage
+ * collector, so consumers that keep pages need do nothing.
  */
 import { isUtf8 } from 'node:buffer';
 import type {
@@ -135,11 +143,14 @@ function asSdkReturnsIt(data: Buffer): Buffer {
  * Decodes `LogFileData` from a DownloadDBLogFilePortion response body, or returns undefined when the
  * body holds no such element or one the fast path leaves to the SDK.
  */
-export function decodeLogFileData(body: Buffer): DecodedLogFileData | undefined {
+export function decodeLogFileData(
+  body: Buffer,
+  allocate: (bytes: number) => Buffer = Buffer.allocUnsafe,
+): DecodedLogFileData | undefined {
   const start = contentStart(body);
   if (start === -1) return undefined;
   // Decoding only ever shrinks: references are longer than the bytes they stand for, CRLF becomes LF.
-  const out = Buffer.allocUnsafe(body.length - start);
+  const out = allocate(body.length - start);
   let written = 0;
   const copy = (from: number, to: number): void => {
     // Buffer#copy makes a view object per call: short runs (between references) go byte by byte.
@@ -206,18 +217,77 @@ export function decodeLogFileData(body: Buffer): DecodedLogFileData | undefined 
  * and shared by its attempts (each attempt sets or clears them, so the last attempt's count).
  */
 const DECODED = 'auditLogBackupDecodedLogFileData';
-type Scratch = HandlerExecutionContext & { [DECODED]?: Buffer };
+type Scratch = HandlerExecutionContext & { [DECODED]?: DecodedPage };
+
+/** A decoded page and, when its bytes lie in a pool buffer, that buffer's loan. */
+interface DecodedPage {
+  data: Buffer;
+  loan?: PageBufferLoan;
+}
+
+/** A pool buffer lent to one page until its consumer releases the page. */
+interface PageBufferLoan {
+  buffer: Buffer;
+  released: boolean;
+}
+
+/**
+ * Buffers of released pages, kept for the next pages. Only a buffer whose page was released (its
+ * consumer said it is done with the bytes) is ever handed out again, so concurrent calls never share
+ * one. Sizes are rounded up to a power of two so that one buffer fits the pages of varying length that
+ * follow it.
+ */
+class PageBufferPool {
+  /** A reader needs one buffer per page in flight; more kept would only be memory nobody uses. */
+  private static readonly MAX_KEPT = 2;
+  private static readonly MIN_BYTES = 64 * 1024;
+  private readonly kept: Buffer[] = [];
+
+  take(bytes: number): Buffer {
+    const fitting = this.kept.findIndex((buffer) => buffer.length >= bytes);
+    if (fitting !== -1) return this.kept.splice(fitting, 1)[0] as Buffer;
+    let size = PageBufferPool.MIN_BYTES;
+    while (size < bytes) size *= 2;
+    return Buffer.allocUnsafe(size);
+  }
+
+  give(buffer: Buffer): void {
+    if (this.kept.length < PageBufferPool.MAX_KEPT) this.kept.push(buffer);
+  }
+}
+
+const pagePool = new PageBufferPool();
 
 /** Where the bytes travel on the output, out of sight of code that only knows the SDK's shape. */
 const BYTES = Symbol('logFileDataBytes');
-type PortionOutput = { LogFileData?: string; [BYTES]?: Buffer };
+const LOAN = Symbol('logFileDataLoan');
+type PortionOutput = { LogFileData?: string; [BYTES]?: Buffer; [LOAN]?: PageBufferLoan };
+
+function useAfterRelease(): Error {
+  return new Error('LogFileData was read after releaseLogFileData handed its page buffer back for reuse');
+}
 
 /**
  * The page's LogFileData as UTF-8 bytes: those the fast path decoded, or the SDK's string encoded
- * (when the fast path left the response to the SDK, or the client does not have it).
+ * (when the fast path left the response to the SDK, or the client does not have it). Valid until the
+ * page is released.
  */
 export function logFileDataBytes(output: { LogFileData?: string }): Buffer {
-  return (output as PortionOutput)[BYTES] ?? Buffer.from(output.LogFileData ?? '', 'utf8');
+  const portion = output as PortionOutput;
+  if (portion[LOAN]?.released) throw useAfterRelease();
+  return portion[BYTES] ?? Buffer.from(output.LogFileData ?? '', 'utf8');
+}
+
+/**
+ * Says the consumer is done with the page's bytes: their buffer may hold a later page from now on, so
+ * neither `logFileDataBytes` nor a `LogFileData` not read before may be used on this output again
+ * (both throw). Repeatable; a no-op for outputs the fast path did not decode.
+ */
+export function releaseLogFileData(output: { LogFileData?: string }): void {
+  const loan = (output as PortionOutput)[LOAN];
+  if (!loan || loan.released) return;
+  loan.released = true;
+  pagePool.give(loan.buffer);
 }
 
 async function bodyChunks(body: unknown): Promise<Buffer[] | undefined> {
@@ -257,22 +327,31 @@ const decodeBeforeDeserializer: DeserializeMiddleware<object, MetadataBearer> = 
   const chunks = await bodyChunks(response.body);
   if (chunks === undefined) return result;
   const body = joined(chunks);
-  const decoded = decodeLogFileData(body);
+  let taken: Buffer | undefined;
+  const decoded = decodeLogFileData(body, (bytes) => (taken = pagePool.take(bytes)));
+  // The page keeps its pool buffer only if its bytes lie in it (a fallback or an adjusted page does not).
+  const lent = decoded && taken && decoded.data.buffer === taken.buffer ? taken : undefined;
+  if (taken && !lent) pagePool.give(taken);
   // The SDK reads the body after this returns: never hand it the shared buffer.
   response.body = decoded ? decoded.remainder : Buffer.from(body);
-  if (decoded) scratchSpace[DECODED] = decoded.data;
+  if (decoded) scratchSpace[DECODED] = { data: decoded.data, ...(lent ? { loan: { buffer: lent, released: false } } : {}) };
   return result;
 };
 
 /** Outermost: puts the decoded bytes on the SDK's output, with the string made from them on demand. */
 const restoreOnOutput: InitializeMiddleware<object, MetadataBearer> = (next, context) => async (args) => {
   const result = await next(args);
-  const data = (context as Scratch)[DECODED];
-  if (data === undefined) return result;
+  const decoded = (context as Scratch)[DECODED];
+  if (decoded === undefined) return result;
+  const { data, loan } = decoded;
   let text: string | undefined;
   Object.defineProperty(result.output, BYTES, { value: data, enumerable: false });
+  if (loan) Object.defineProperty(result.output, LOAN, { value: loan, enumerable: false });
   Object.defineProperty(result.output, 'LogFileData', {
-    get: () => (text ??= data.toString('utf8')),
+    get: () => {
+      if (text === undefined && loan?.released) throw useAfterRelease();
+      return (text ??= data.toString('utf8'));
+    },
     enumerable: true,
     configurable: true,
   });

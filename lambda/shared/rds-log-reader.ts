@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-rds';
 import { AUDIT_LOG_FILENAME_FRAGMENT, RDS_TRUNCATION_TEXT } from './contract';
 import type { LogFileListing } from './ledger';
-import { logFileDataBytes } from './log-portion-decoder';
+import { logFileDataBytes, releaseLogFileData } from './log-portion-decoder';
 
 /** The marker that starts a file from its first byte (without one RDS returns the newest lines). */
 export const FIRST_MARKER = '0';
@@ -22,6 +22,11 @@ export interface LogPage {
   additionalDataPending: boolean;
   /** DownloadDBLogFilePortion calls this page took (more than one when a truncated page was re-read). */
   calls: number;
+  /**
+   * Done with `data`: its buffer may be reused for a later page (see log-portion-decoder), so `data`
+   * must not be read afterwards. Optional for the caller; a page never released is garbage-collected.
+   */
+  release(): void;
 }
 
 /** A single line longer than a page: RDS cannot return it whole, so it must not be stored cut. */
@@ -113,8 +118,11 @@ export class RdsLogReader {
           marker: response.Marker || undefined,
           additionalDataPending: response.AdditionalDataPending === true,
           calls,
+          release: () => releaseLogFileData(response),
         };
       }
+      // The cut page is read again with fewer lines: its buffer can take that page.
+      releaseLogFileData(response);
       if (lineLimit === 1) throw new LineTooLongError(instance, file, marker);
       const fewer = lineLimit === undefined ? completeLines : Math.min(completeLines, Math.floor(lineLimit / 2));
       lineLimit = Math.max(1, fewer);

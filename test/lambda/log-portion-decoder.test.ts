@@ -6,7 +6,7 @@
  */
 import { DownloadDBLogFilePortionCommand, RDSClient } from '@aws-sdk/client-rds';
 import { rdsClient } from '../../lambda/shared/clients';
-import { decodeLogFileData, logFileDataBytes, logPortionFastPath } from '../../lambda/shared/log-portion-decoder';
+import { decodeLogFileData, logFileDataBytes, logPortionFastPath, releaseLogFileData } from '../../lambda/shared/log-portion-decoder';
 import { seededRandom } from '../../scripts/local-lab/seeded-random';
 import { portionResponseXml, type QueryAnswer, type QueryEndpoint, startQueryEndpoint, THROTTLING_XML } from './support/query-endpoint';
 
@@ -198,5 +198,60 @@ describe('the fast path returns what the SDK returns', () => {
 
   it('the pipeline\'s RDS client has the fast path', () => {
     expect(rdsClient().middlewareStack.identify().some((entry) => entry.startsWith('logPortionDecodeMiddleware'))).toBe(true);
+  });
+});
+
+describe('page buffers handed back with releaseLogFileData', () => {
+  async function page(text: string): Promise<{ LogFileData?: string }> {
+    answers.push({ status: 200, body: Buffer.from(portionResponseXml(`<LogFileData>${text}</LogFileData>`)) });
+    return fast.send(new DownloadDBLogFilePortionCommand({ DBInstanceIdentifier: 'db-1', LogFileName: 'f', Marker: '0' }));
+  }
+
+  it('pages that are not released never share memory: each keeps its bytes', async () => {
+    const first = await page('first &amp; page');
+    const second = await page('second &lt; page');
+    expect(logFileDataBytes(first).buffer).not.toBe(logFileDataBytes(second).buffer);
+    expect(logFileDataBytes(first).toString()).toBe('first & page');
+    expect(first.LogFileData).toBe('first & page');
+    expect(logFileDataBytes(second).toString()).toBe('second < page');
+  });
+
+  it('a released page\'s buffer takes a later page, which decodes correctly into it', async () => {
+    const first = await page('one &amp; one');
+    const firstBuffer = logFileDataBytes(first).buffer;
+    releaseLogFileData(first);
+    const second = await page('two &gt; two, a little longer');
+    expect(logFileDataBytes(second).buffer).toBe(firstBuffer);
+    expect(logFileDataBytes(second).toString()).toBe('two > two, a little longer');
+    expect(second.LogFileData).toBe('two > two, a little longer');
+    releaseLogFileData(second);
+  });
+
+  it('after release the bytes and an unread LogFileData throw instead of showing a later page', async () => {
+    const readBefore = await page('kept &amp; text');
+    expect(readBefore.LogFileData).toBe('kept & text');
+    const unread = await page('never read');
+    releaseLogFileData(readBefore);
+    releaseLogFileData(unread);
+    releaseLogFileData(unread); // repeatable
+    expect(() => logFileDataBytes(unread)).toThrow(/after releaseLogFileData/);
+    expect(() => unread.LogFileData).toThrow(/after releaseLogFileData/);
+    expect(() => logFileDataBytes(readBefore)).toThrow(/after releaseLogFileData/);
+    // The string made before the release is the SDK's ordinary string: it stays.
+    expect(readBefore.LogFileData).toBe('kept & text');
+  });
+
+  it('a page too large for a kept buffer gets a new one, and the result is the same as the SDK\'s', async () => {
+    const small = await page('small');
+    releaseLogFileData(small);
+    const text = 'x &lt; y\n'.repeat(20_000);
+    const { sdk, fastPath } = await bothRead(Buffer.from(portionResponseXml(`<LogFileData>${text}</LogFileData>`)));
+    expect(fastPath).toEqual(sdk);
+  });
+
+  it('outputs the fast path did not decode are unaffected by release', async () => {
+    const output = { LogFileData: 'from a mocked client' };
+    releaseLogFileData(output);
+    expect(logFileDataBytes(output).toString()).toBe('from a mocked client');
   });
 });

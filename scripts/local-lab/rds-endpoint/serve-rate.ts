@@ -1,6 +1,6 @@
 /**
  * The endpoint's raw serve rate: one file downloaded start to end with @aws-sdk/client-rds
- * (Marker "0", loop on AdditionalDataPending, pages discarded), as the denominator of the benchmark's
+ * (Marker "0", loop on AdditionalDataPending, pages counted and released), as the denominator of the benchmark's
  * "pipeline throughput ÷ raw serve rate". The client decodes LogFileData as the downloader's does.
  *
  *   npx tsx scripts/local-lab/rds-endpoint/serve-rate.ts [--size-mib 1024] [--dir /tmp] [--encoding escaped|cdata]
@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DownloadDBLogFilePortionCommand, RDSClient } from '@aws-sdk/client-rds';
-import { logFileDataBytes, logPortionFastPath } from '../../../lambda/shared/log-portion-decoder';
+import { logFileDataBytes, logPortionFastPath, releaseLogFileData } from '../../../lambda/shared/log-portion-decoder';
 import { startRdsLogEndpoint } from './server';
 
 export interface ServeRate {
@@ -37,6 +37,8 @@ export async function measureServeRate(client: RDSClient, instanceId: string, lo
     );
     calls++;
     bytes += logFileDataBytes(page).length;
+    // As the downloader does once a page is spooled: its buffer takes the next page.
+    releaseLogFileData(page);
     if (!page.AdditionalDataPending) break;
     if (!page.Marker) throw new Error(`page ${calls} of ${logFileName} has data pending but no Marker`);
     marker = page.Marker;
