@@ -114,6 +114,15 @@ const STALE_CLAIM_DOWNLOADER_TIMEOUTS = 3;
  */
 const MAX_OBJECT_SIZE = Size.mebibytes(256);
 /**
+ * A small young generation for the downloader (V8's default grows to 16 MiB per semi-space). Every page
+ * arrives as ~1 MB of socket buffers that die right after it is spooled; they are freed only when a
+ * scavenge runs, and with a large young generation and little JavaScript allocation per page that is
+ * rarely, so dead page buffers pile up to tens of MiB and full mark-compacts follow. Measured on the
+ * local lab (2 cores, Node 20, 256 MiB escaped file): with the page-buffer reuse of the RDS client,
+ * memory growth ~47 -> ~18 MiB, full mark-compacts ~25 -> 1, CPU time down by a quarter.
+ */
+const DOWNLOADER_SEMI_SPACE_OPTION = '--max-semi-space-size=2';
+/**
  * /tmp holds the spool being filled and the one being stored in the background, plus any a crashed
  * invocation left behind in a reused environment.
  */
@@ -268,6 +277,7 @@ export class BackupPipeline extends Construct {
       memorySize: 1024,
       ephemeralStorageSize: DOWNLOADER_EPHEMERAL_STORAGE,
       reservedConcurrentExecutions: props.downloaderReservedConcurrency,
+      nodeOptions: [DOWNLOADER_SEMI_SPACE_OPTION],
       environment: {
         [ENV.ledgerTable]: ledgerTable.tableName,
         [ENV.idempotencyTable]: idempotencyTable.tableName,

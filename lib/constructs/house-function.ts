@@ -32,6 +32,8 @@ export interface HouseFunctionProps {
   readonly logLevel?: PowertoolsLogLevel;
   /** @default - unreserved */
   readonly reservedConcurrentExecutions?: number;
+  /** Node.js options after the house's `--enable-source-maps` (only those NODE_OPTIONS accepts). */
+  readonly nodeOptions?: readonly string[];
 }
 
 /**
@@ -83,7 +85,7 @@ export class HouseFunction extends NodejsFunction {
         POWERTOOLS_SERVICE_NAME: props.serviceName,
         POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace,
         POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
-        NODE_OPTIONS: '--enable-source-maps',
+        NODE_OPTIONS: ['--enable-source-maps', ...(props.nodeOptions ?? [])].join(' '),
       },
       bundling: {
         // Never Docker: esbuild is a devDependency, so CDK bundles locally.

@@ -395,12 +395,17 @@ describe('functions', () => {
       Architectures: ['arm64'],
       Handler: 'index.handler',
     });
+    expect(fn.Properties!.Environment.Variables.NODE_OPTIONS.split(' ')[0]).toBe('--enable-source-maps');
     expect(fn.Properties!.Environment.Variables).toMatchObject({
-      NODE_OPTIONS: '--enable-source-maps',
       POWERTOOLS_SERVICE_NAME: `audit-log-${name}`,
       POWERTOOLS_LOG_LEVEL: 'INFO',
       POWERTOOLS_METRICS_NAMESPACE: expect.any(String),
     });
+  });
+
+  test.each(functions)('%s caps the young generation only if it is the downloader (page buffers die young there)', (name, _id, fn) => {
+    const options: string = fn.Properties!.Environment.Variables.NODE_OPTIONS;
+    expect(options).toBe(name === 'downloader' ? '--enable-source-maps --max-semi-space-size=2' : '--enable-source-maps');
   });
 
   test.each(functions)('%s logs to its own log group with finite retention', (_name, _id, fn) => {
