@@ -423,7 +423,12 @@ async function runServeRateClient(session: LabSession, url: string, dir: string)
     'serve-rate-client',
     process.execPath,
     ['--import', 'tsx', join(__dirname, 'serve-rate-client.ts'), url, SINGLE_INSTANCE, SINGLE_FILE, out],
-    { cwd: REPO_ROOT, logFile: join(dir, 'serve-rate-client.log'), env: { ...process.env, AWS_REGION: session.options.region } },
+    {
+      cwd: REPO_ROOT,
+      logFile: join(dir, 'serve-rate-client.log'),
+      // The downloader's Node options too (its V8 heap settings): the reference reads as it would.
+      env: { ...process.env, AWS_REGION: session.options.region, NODE_OPTIONS: session.service.functions.downloader.options.environment.NODE_OPTIONS },
+    },
   );
   const code = await tracked.exited;
   if (code !== 0) throw new Error(`serve-rate client ended with ${code}; see ${join(dir, 'serve-rate-client.log')}`);
@@ -697,8 +702,8 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
         encoding: run.encoding,
         method:
           'Pipeline: file bytes ÷ the summed duration of the downloader invocations that backed it up (pages, SHA-256, spool, checksummed ' +
-          'PUT to moto, ledger writes). Raw: @aws-sdk/client-rds configured as the downloader\'s (LogFileData fast path), in its own ' +
-          'process, reading the same file through the same endpoint (Marker "0", loop on AdditionalDataPending), pages discarded. Context: one PUT of a MAX_OBJECT_BYTES object to the same ' +
+          'PUT to moto, ledger writes). Raw: @aws-sdk/client-rds configured as the downloader\'s (LogFileData fast path, pages released), in its own ' +
+          'process with the downloader\'s NODE_OPTIONS, reading the same file through the same endpoint (Marker "0", loop on AdditionalDataPending), pages discarded. Context: one PUT of a MAX_OBJECT_BYTES object to the same ' +
           'moto, timed, gives the share of the work that is storing rather than reading; the two processes\' CPU time (user + system, GC ' +
           'threads included) shows what the downloader does beyond reading, on the same two cores as the endpoint and moto.',
       }),

@@ -1,8 +1,9 @@
 /**
  * The raw serve rate's client, in a process of its own as the downloader is: reads one log file whole
  * through an RDS endpoint with @aws-sdk/client-rds as fast as it can (measureServeRate) and writes the
- * figures as JSON. The client decodes LogFileData as the downloader's does (logPortionFastPath), so the
- * rate is the endpoint's and not the SDK's XML parser's.
+ * figures as JSON. The client decodes LogFileData as the downloader's does (logPortionFastPath, each page
+ * released once counted), so the rate is the endpoint's and not the SDK's XML parser's; the bench starts
+ * it with the downloader's NODE_OPTIONS.
  *
  *   node --import tsx scripts/bench/serve-rate-client.ts <endpoint url> <instance> <log file name> <out.json>
  */
