@@ -27,6 +27,7 @@ import { EndpointStats, startRdsLogEndpoint } from '../local-lab/rds-endpoint';
 import { writeSyntheticAuditLog } from '../local-lab/rds-endpoint/serve-rate';
 import { LAB_ACCOUNT_ID } from '../local-lab/runner/events';
 import type { FunctionStats } from '../local-lab/runner/lambda-function';
+import type { MemorySnapshot } from '../local-lab/runner/memory-sampler';
 import { CycleStats, LocalLambdaService } from '../local-lab/runner/lambda-service';
 import { FUNCTION_ROLES, FunctionRole } from '../local-lab/stack-definition';
 import { catchUpState, scanLedger, verifyBackup, VerificationReport } from '../local-lab/verify';
@@ -402,7 +403,7 @@ interface SingleFileResult {
     portionCalls: number;
     bytesServed: number;
   };
-  memory: { baselineMiB: number; peakMiB: number; growthMiB: number };
+  memory: { baselineMiB: number; peakMiB: number; growthMiB: number; peakSampleGrowth?: MemorySnapshot };
   /**
    * Context for the throughput figure: one PUT of a downloader-sized object (MAX_OBJECT_BYTES, or the
    * whole file when smaller) from this file to the same moto, checksummed as the downloader does, and
@@ -553,6 +554,7 @@ async function singleFilePhase(
         baselineMiB: kib(downloader.peakRssGrowthBaselineKb),
         peakMiB: kib(downloader.peakRssKb),
         growthMiB: kib(downloader.peakRssGrowthKb),
+        peakSampleGrowth: downloader.peakSampleGrowth,
       },
       putReference,
       verification: {
@@ -614,6 +616,13 @@ function callsByAction(calls: readonly CountedCall[]): Record<string, number> {
   return out;
 }
 
+/** What grew at the highest sampled RSS: V8 heap, ArrayBuffers (socket and page buffers), the rest. */
+function composition(growth: MemorySnapshot | undefined): string {
+  if (!growth) return 'no sample';
+  const other = growth.rssKb - growth.heapTotalKb - growth.arrayBuffersKb;
+  return `sampled peak +${kib(growth.rssKb)}: heap +${kib(growth.heapTotalKb)}, buffers +${kib(growth.arrayBuffersKb)}, other +${kib(other)}`;
+}
+
 function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileResult, cdata: SingleFileResult, bundles: BundleResult): Figure[] {
   const figures: Figure[] = [];
   const served = growth.endpoint.bytesServed;
@@ -673,14 +682,17 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
         value: run.memory.growthMiB,
         measured:
           `${run.memory.growthMiB} MiB (after init ${run.memory.baselineMiB} -> peak ${run.memory.peakMiB} MiB; ` +
-          `the raw-serve-rate client reading the same file: +${kib(run.raw.maxRssKb - run.raw.rssBeforeKb)} MiB)`,
+          `${composition(run.memory.peakSampleGrowth)}; the raw-serve-rate client reading the same file: ` +
+          `+${kib(run.raw.maxRssKb - run.raw.rssBeforeKb)} MiB, ${composition(run.raw.peakSampleGrowth)})`,
         goal: { op: '<=', bound: 64 },
         goalText: '≤ 64 MiB',
         encoding: run.encoding,
         method:
           'The real downloader handler in its own Lambda-like process: RSS it reported right after init vs the kernel\'s peak RSS ' +
           '(getrusage maxrss, the high-water mark including init) it reported after its invocations. For reference, the same two ' +
-          'numbers of the raw-serve-rate client process (client created -> peak), which only reads the pages.',
+          'numbers of the raw-serve-rate client process (client created -> peak), which only reads the pages. Both processes ' +
+          'also sample process.memoryUsage() every 50 ms; the sample with the highest RSS says which kind grew: the V8 heap, ' +
+          'ArrayBuffers (socket and page buffers) or the rest (native memory, freed memory the allocator kept).',
       }),
     );
   }

@@ -11,6 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { logPortionFastPath } from '../../lambda/shared/log-portion-decoder';
 import { LAB_CREDENTIALS } from '../local-lab/aws-services';
+import { type MemorySnapshot, memoryGrowth, memorySnapshot, sampleMemory } from '../local-lab/runner/memory-sampler';
 import { measureServeRate, ServeRate } from '../local-lab/rds-endpoint/serve-rate';
 
 export interface ClientResources {
@@ -20,6 +21,8 @@ export interface ClientResources {
   maxRssKb: number;
   /** CPU time (user + system) the process used for the reading. */
   cpuSeconds: number;
+  /** What grew from client creation to the highest sampled RSS, by kind. */
+  peakSampleGrowth: MemorySnapshot;
 }
 
 export type ClientServeRate = ServeRate & ClientResources;
@@ -31,12 +34,15 @@ async function main(): Promise<void> {
   client.middlewareStack.use(logPortionFastPath);
   try {
     // Memory of a client doing only the reads: a reference for the downloader's figure.
-    const rssBeforeKb = Math.round(process.memoryUsage().rss / 1024);
+    const before = memorySnapshot();
+    const stopSampling = sampleMemory();
     const cpuBefore = process.cpuUsage();
     const rate = await measureServeRate(client, instance, logFileName);
     const cpu = process.cpuUsage(cpuBefore);
+    const peakSample = stopSampling();
     const clientResources: ClientResources = {
-      rssBeforeKb,
+      rssBeforeKb: before.rssKb,
+      peakSampleGrowth: memoryGrowth(before, peakSample),
       maxRssKb: process.resourceUsage().maxRSS,
       cpuSeconds: Math.round((cpu.user + cpu.system) / 10_000) / 100,
     };

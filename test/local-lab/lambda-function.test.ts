@@ -43,4 +43,13 @@ describe('LambdaFunction resource accounting', () => {
     expect(spinCpu).toBeGreaterThanOrEqual(250);
     expect(fn.stats.peakRssKb).toBeGreaterThan(0);
   });
+
+  it('samples what memory is made of at its highest: buffers held during an invocation show as ArrayBuffers', async () => {
+    const mib = 48;
+    expect(await fn.invoke({ mode: 'hold', ms: 400, mib })).toMatchObject({ ok: true, value: `held ${mib * 1024 * 1024}` });
+    const growth = fn.stats.peakSampleGrowth;
+    expect(growth?.arrayBuffersKb).toBeGreaterThanOrEqual((mib - 1) * 1024);
+    expect(growth?.rssKb).toBeGreaterThanOrEqual((mib - 8) * 1024);
+    expect(Math.abs(growth?.heapTotalKb ?? Infinity)).toBeLessThan(16 * 1024);
+  });
 });

@@ -9,6 +9,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { buildContext, InvocationMeta } from './events';
+import { type MemorySnapshot, memorySnapshot, sampleMemory } from './memory-sampler';
 
 export interface InvokeMessage {
   type: 'invoke';
@@ -23,6 +24,8 @@ export type RuntimeMessage =
       initMs: number;
       /** Resident memory right after init (KiB): the baseline memory figures subtract. */
       rssKb?: number;
+      /** Its composition at that moment. */
+      memory?: MemorySnapshot;
     }
   | { type: 'init-error'; error: SerializedError }
   | {
@@ -36,6 +39,8 @@ export type RuntimeMessage =
       cpuMs: number;
       /** Peak resident memory of this environment so far (KiB). */
       maxRssKb: number;
+      /** The highest-RSS sample taken during the invocation (memory-sampler). */
+      peakSample: MemorySnapshot;
     };
 
 export interface SerializedError {
@@ -72,12 +77,14 @@ async function main(): Promise<void> {
     send({ type: 'init-error', error: serialize(error) });
     return;
   }
-  send({ type: 'ready', initMs: performance.now() - started, rssKb: Math.round(process.memoryUsage().rss / 1024) });
+  const memory = memorySnapshot();
+  send({ type: 'ready', initMs: performance.now() - started, rssKb: memory.rssKb, memory });
 
   process.on('message', (message: InvokeMessage) => {
     if (message.type !== 'invoke') return;
     const begin = performance.now();
     const cpuBefore = process.cpuUsage();
+    const stopSampling = sampleMemory();
     Promise.resolve()
       .then(() => handler(message.event, buildContext(message.meta)))
       // Lambda returns the result serialized as JSON (undefined becomes null); a result that cannot be
@@ -92,6 +99,7 @@ async function main(): Promise<void> {
           durationMs: performance.now() - begin,
           cpuMs: cpuMilliseconds(process.cpuUsage(cpuBefore)),
           maxRssKb: process.resourceUsage().maxRSS,
+          peakSample: stopSampling(),
         }),
       );
   });

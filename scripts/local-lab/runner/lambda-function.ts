@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { ProcessRegistry, TrackedProcess } from '../processes';
 import { FunctionIdentity, functionArn, newInvocation } from './events';
 import type { InvokeMessage, RuntimeMessage, SerializedError } from './function-runtime';
+import { type MemorySnapshot, memoryGrowth } from './memory-sampler';
 
 const RUNTIME_ENTRY = join(__dirname, 'function-runtime.ts');
 const REPO_ROOT = join(__dirname, '..', '..', '..');
@@ -49,6 +50,11 @@ export interface FunctionStats {
   peakRssGrowthKb: number;
   /** RSS right after init of the environment that set peakRssGrowthKb (KiB). */
   peakRssGrowthBaselineKb: number;
+  /**
+   * In that environment's invocation with the highest sampled RSS: what grew since init, by kind (KiB).
+   * Sampled, so its rss can stay below peakRssGrowthKb (the kernel's exact high-water mark).
+   */
+  peakSampleGrowth?: MemorySnapshot;
 }
 
 interface Environment {
@@ -58,6 +64,7 @@ interface Environment {
   dead: boolean;
   /** RSS right after init, as the runtime reported it (KiB). */
   initRssKb?: number;
+  initMemory?: MemorySnapshot;
   pending?: { id: number; resolve: (message: Extract<RuntimeMessage, { type: 'result' }> | undefined) => void };
 }
 
@@ -154,6 +161,10 @@ export class LambdaFunction {
         this.stats.peakRssGrowthKb = outcome.maxRssKb - environment.initRssKb;
         this.stats.peakRssGrowthBaselineKb = environment.initRssKb;
       }
+      const init = environment.initMemory;
+      if (init && outcome.peakSample.rssKb - init.rssKb > (this.stats.peakSampleGrowth?.rssKb ?? -Infinity)) {
+        this.stats.peakSampleGrowth = memoryGrowth(init, outcome.peakSample);
+      }
       if (!outcome.ok) return failure(outcome.error ?? { errorType: 'Error', errorMessage: 'unknown error' }, {});
       return { ok: true, value: outcome.value, requestId: invocation.awsRequestId, durationMs: Date.now() - started };
     } finally {
@@ -211,6 +222,7 @@ export class LambdaFunction {
           clearTimeout(timer);
           this.stats.initMsTotal += message.initMs;
           if (message.rssKb !== undefined) environment.initRssKb = message.rssKb;
+          environment.initMemory = message.memory;
           resolve();
         } else if (message.type === 'init-error') {
           clearTimeout(timer);
