@@ -11,18 +11,20 @@ import { writeFileSync } from 'node:fs';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { logPortionFastPath } from '../../lambda/shared/log-portion-decoder';
 import { LAB_CREDENTIALS } from '../local-lab/aws-services';
-import { type MemorySnapshot, memoryGrowth, memorySnapshot, sampleMemory } from '../local-lab/runner/memory-sampler';
+import { type MemorySnapshot, memoryGrowth, memorySnapshot, peakRssKb, resetPeakRss, sampleMemory } from '../local-lab/runner/memory-sampler';
 import { measureServeRate, ServeRate } from '../local-lab/rds-endpoint/serve-rate';
 
 export interface ClientResources {
   /** RSS once the client is created, before the first call (KiB). */
   rssBeforeKb: number;
-  /** The process's peak RSS after reading the whole file (KiB). */
+  /** The process's peak RSS while reading the whole file (KiB; see peakRssReset). */
   maxRssKb: number;
   /** CPU time (user + system) the process used for the reading. */
   cpuSeconds: number;
   /** What grew from client creation to the highest sampled RSS, by kind. */
   peakSampleGrowth: MemorySnapshot;
+  /** Whether maxRssKb counts from client creation (true) or from process start. */
+  peakRssReset: boolean;
 }
 
 export type ClientServeRate = ServeRate & ClientResources;
@@ -34,6 +36,8 @@ async function main(): Promise<void> {
   client.middlewareStack.use(logPortionFastPath);
   try {
     // Memory of a client doing only the reads: a reference for the downloader's figure.
+    // The peak below is the reading's, not the module loading's.
+    const peakRssReset = resetPeakRss();
     const before = memorySnapshot();
     const stopSampling = sampleMemory();
     const cpuBefore = process.cpuUsage();
@@ -43,7 +47,8 @@ async function main(): Promise<void> {
     const clientResources: ClientResources = {
       rssBeforeKb: before.rssKb,
       peakSampleGrowth: memoryGrowth(before, peakSample),
-      maxRssKb: process.resourceUsage().maxRSS,
+      peakRssReset,
+      maxRssKb: peakRssKb(),
       cpuSeconds: Math.round((cpu.user + cpu.system) / 10_000) / 100,
     };
     writeFileSync(out, `${JSON.stringify({ ...rate, ...clientResources })}\n`);

@@ -44,6 +44,25 @@ describe('LambdaFunction resource accounting', () => {
     expect(fn.stats.peakRssKb).toBeGreaterThan(0);
   });
 
+  it('counts the peak memory from the end of init: a spike while the module loads is not the invocations\' growth', async () => {
+    const spiky = new LambdaFunction({
+      identity: { functionName: 'init-spike', region: 'us-east-1', memoryMb: 128 },
+      entry: join(__dirname, 'fixtures', 'init-spike-handler.ts'),
+      environment: { PATH: process.env.PATH, NODE_OPTIONS: '--expose-gc' },
+      timeoutMs: 20_000,
+      maxConcurrency: 1,
+      registry,
+      logFile: join(workDir, 'init-spike.log'),
+    });
+    try {
+      expect(await spiky.invoke({})).toMatchObject({ ok: true, value: 'done' });
+      expect(spiky.stats.peakRssExcludesInit).toBe(true);
+      expect(spiky.stats.peakRssGrowthKb).toBeLessThan(32 * 1024);
+    } finally {
+      await spiky.close();
+    }
+  });
+
   it('samples what memory is made of at its highest: buffers held during an invocation show as ArrayBuffers', async () => {
     const mib = 48;
     expect(await fn.invoke({ mode: 'hold', ms: 400, mib })).toMatchObject({ ok: true, value: `held ${mib * 1024 * 1024}` });

@@ -9,7 +9,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { buildContext, InvocationMeta } from './events';
-import { type MemorySnapshot, memorySnapshot, sampleMemory } from './memory-sampler';
+import { type MemorySnapshot, memorySnapshot, peakRssKb, resetPeakRss, sampleMemory } from './memory-sampler';
 
 export interface InvokeMessage {
   type: 'invoke';
@@ -26,6 +26,8 @@ export type RuntimeMessage =
       rssKb?: number;
       /** Its composition at that moment. */
       memory?: MemorySnapshot;
+      /** Whether the kernel's peak-RSS mark was reset after init (maxRssKb then excludes init). */
+      peakRssReset?: boolean;
     }
   | { type: 'init-error'; error: SerializedError }
   | {
@@ -37,7 +39,7 @@ export type RuntimeMessage =
       durationMs: number;
       /** CPU time (user + system) the process used during the invocation, background GC threads included. */
       cpuMs: number;
-      /** Peak resident memory of this environment so far (KiB). */
+      /** Peak resident memory of this environment since init (so far, KiB); since start if not reset. */
       maxRssKb: number;
       /** The highest-RSS sample taken during the invocation (memory-sampler). */
       peakSample: MemorySnapshot;
@@ -77,8 +79,10 @@ async function main(): Promise<void> {
     send({ type: 'init-error', error: serialize(error) });
     return;
   }
+  // From here the peak RSS is the invocations' own, not init's.
+  const peakRssReset = resetPeakRss();
   const memory = memorySnapshot();
-  send({ type: 'ready', initMs: performance.now() - started, rssKb: memory.rssKb, memory });
+  send({ type: 'ready', initMs: performance.now() - started, rssKb: memory.rssKb, memory, peakRssReset });
 
   process.on('message', (message: InvokeMessage) => {
     if (message.type !== 'invoke') return;
@@ -98,7 +102,7 @@ async function main(): Promise<void> {
           ...outcome,
           durationMs: performance.now() - begin,
           cpuMs: cpuMilliseconds(process.cpuUsage(cpuBefore)),
-          maxRssKb: process.resourceUsage().maxRSS,
+          maxRssKb: peakRssKb(),
           peakSample: stopSampling(),
         }),
       );

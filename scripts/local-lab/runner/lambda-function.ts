@@ -44,10 +44,13 @@ export interface FunctionStats {
   /** Highest peak RSS any environment reported (KiB). */
   peakRssKb: number;
   /**
-   * Largest growth of one environment: its peak RSS (the kernel's high-water mark, init included) less
-   * its RSS right after init (KiB). What the invocations added, as a memory-bound figure needs.
+   * Largest growth of one environment: its peak RSS since init (the kernel's high-water mark, reset
+   * after init where Linux allows) less its RSS right after init (KiB). What the invocations added, as
+   * a memory-bound figure needs.
    */
   peakRssGrowthKb: number;
+  /** False when an environment could not reset the peak after init (its peak then includes init's). */
+  peakRssExcludesInit: boolean;
   /** RSS right after init of the environment that set peakRssGrowthKb (KiB). */
   peakRssGrowthBaselineKb: number;
   /**
@@ -81,6 +84,7 @@ export class LambdaFunction {
     peakRssKb: 0,
     peakRssGrowthKb: 0,
     peakRssGrowthBaselineKb: 0,
+    peakRssExcludesInit: true,
   };
   private readonly environments: Environment[] = [];
   private readonly waiting: Array<() => void> = [];
@@ -223,6 +227,7 @@ export class LambdaFunction {
           this.stats.initMsTotal += message.initMs;
           if (message.rssKb !== undefined) environment.initRssKb = message.rssKb;
           environment.initMemory = message.memory;
+          if (message.peakRssReset === false) this.stats.peakRssExcludesInit = false;
           resolve();
         } else if (message.type === 'init-error') {
           clearTimeout(timer);
