@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { availableParallelism, cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mkdir } from 'node:fs/promises';
@@ -34,6 +34,7 @@ import { catchUpState, scanLedger, verifyBackup, VerificationReport } from '../l
 import { prepareSysbench, runSysbench, WorkloadSettings } from '../local-lab/workload';
 import { AwsCallCounter, CountedCall, DYNAMODB_WRITE_ACTIONS, startAwsCallCounter } from './aws-call-counter';
 import { buildEmptyBundle, measureInit, synthesizeBundles } from './bundles';
+import { processCpuSeconds } from './process-cpu';
 import type { ClientServeRate } from './serve-rate-client';
 import { Figure, figure, median, renderMarkdown, renderTable, round } from './figures';
 
@@ -161,13 +162,20 @@ function functionCalls(counter: AwsCallCounter): CountedCall[] {
 interface DirectAws {
   aws: AwsEndpoint;
   clients: AwsClients & { ledger: DynamoDBDocumentClient };
+  /** moto_server's process, whose CPU time the throughput figure accounts for. */
+  motoPid: number | undefined;
 }
 
-function directAws(url: string, region: string): DirectAws {
+function directAws(url: string, region: string, motoPid: number | undefined): DirectAws {
   const aws: AwsEndpoint = { url, region, accountId: LAB_ACCOUNT_ID };
   const clients = createClients(aws);
-  return { aws, clients: { ...clients, ledger: DynamoDBDocumentClient.from(clients.dynamodb, { marshallOptions: { removeUndefinedValues: true } }) } };
+  return {
+    aws,
+    clients: { ...clients, ledger: DynamoDBDocumentClient.from(clients.dynamodb, { marshallOptions: { removeUndefinedValues: true } }) },
+    motoPid,
+  };
 }
+
 
 // ---- Figures 1 and 2: a growing MariaDB workload -----------------------------------------------------
 
@@ -410,6 +418,12 @@ interface SingleFileResult {
    * the share of the downloader's work that PUTs at that rate would take.
    */
   putReference: { objectBytes: number; seconds: number; mbPerSecond: number; estimatedPutSeconds: number };
+  /**
+   * The CPU the backup took on this machine, from the schedule tick to DONE: the downloader's
+   * invocations, this process (the RDS endpoint and the runner) and moto. Spread perfectly over every
+   * core it still needs `ceilingSeconds`, which bounds the pipeline's ratio at `ceilingRatio`.
+   */
+  cpu?: { downloaderSeconds: number; endpointAndRunnerSeconds: number; motoSeconds: number; cores: number; ceilingSeconds: number; ceilingRatio: number };
   verification: { ok: boolean; seconds: number; problems: number; lines: string[] };
 }
 
@@ -500,6 +514,8 @@ async function singleFilePhase(
       workDir: dir,
     });
     log(`[bench] ${encoding}: backing it up through scanner -> detector -> downloader`);
+    const runnerCpuBefore = process.cpuUsage();
+    const motoCpuBefore = processCpuSeconds(direct.motoPid);
     const began = Date.now();
     const totals = emptyCycleTotals();
     let done = false;
@@ -509,6 +525,8 @@ async function singleFilePhase(
       done = item?.[LEDGER_ATTR.status] === LedgerStatus.DONE && item[LEDGER_ATTR.backedUpBytes] === fileBytes;
     }
     const endToEndSeconds = (Date.now() - began) / 1000;
+    const runnerCpu = process.cpuUsage(runnerCpuBefore);
+    const motoCpuAfter = processCpuSeconds(direct.motoPid);
     if (totals.functionErrors.length > 0) throw new Error(`function errors while backing up the ${encoding} file: ${totals.functionErrors.slice(0, 3).join('; ')}`);
     if (!done) throw new Error(`the ${encoding} file was not backed up within ${totals.cycles} cycles`);
     const downloader = service.functions.downloader.stats;
@@ -534,6 +552,28 @@ async function singleFilePhase(
     const putReference = await measurePut(direct, resources.bucket, path, Math.min(fileBytes, maxObjectBytes));
     putReference.estimatedPutSeconds = round(fileBytes / MB / putReference.mbPerSecond, 1);
     log(`  reference PUT to moto: ${formatBytes(putReference.objectBytes)} in ${putReference.seconds} s = ${putReference.mbPerSecond} MB/s`);
+    let cpu: SingleFileResult['cpu'];
+    if (motoCpuBefore !== undefined && motoCpuAfter !== undefined) {
+      const cores = availableParallelism();
+      const parts = {
+        downloaderSeconds: downloader.cpuMsTotal / 1000,
+        endpointAndRunnerSeconds: (runnerCpu.user + runnerCpu.system) / 1e6,
+        motoSeconds: motoCpuAfter - motoCpuBefore,
+      };
+      const ceilingSeconds = (parts.downloaderSeconds + parts.endpointAndRunnerSeconds + parts.motoSeconds) / cores;
+      cpu = {
+        downloaderSeconds: round(parts.downloaderSeconds, 2),
+        endpointAndRunnerSeconds: round(parts.endpointAndRunnerSeconds, 2),
+        motoSeconds: round(parts.motoSeconds, 2),
+        cores,
+        ceilingSeconds: round(ceilingSeconds, 2),
+        ceilingRatio: round(fileBytes / MB / ceilingSeconds / raw.mbPerSecond, 2),
+      };
+      log(
+        `  CPU of the backup: downloader ${cpu.downloaderSeconds} s, endpoint + runner ${cpu.endpointAndRunnerSeconds} s, moto ${cpu.motoSeconds} s ` +
+          `-> at least ${cpu.ceilingSeconds} s on ${cores} cores: the ratio cannot exceed ${cpu.ceilingRatio} here`,
+      );
+    }
     return {
       encoding,
       fileBytes,
@@ -558,6 +598,7 @@ async function singleFilePhase(
         peakExcludesInit: downloader.peakRssExcludesInit,
       },
       putReference,
+      cpu,
       verification: {
         ok: verification.ok,
         seconds: round(verifySeconds, 1),
@@ -712,7 +753,11 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
         measured:
           `${ratio.toFixed(2)} (${run.pipeline.mbPerSecond.toFixed(1)} ÷ ${run.raw.mbPerSecond.toFixed(1)} MB/s; ` +
           `PUTs to moto at ${run.putReference.mbPerSecond} MB/s ≈ ${run.putReference.estimatedPutSeconds} of its ${run.pipeline.downloaderWorkSeconds.toFixed(1)} s; ` +
-          `CPU: downloader ${run.pipeline.downloaderCpuSeconds.toFixed(1)} s, raw client ${run.raw.cpuSeconds.toFixed(1)} s)`,
+          `CPU: downloader ${run.pipeline.downloaderCpuSeconds.toFixed(1)} s, raw client ${run.raw.cpuSeconds.toFixed(1)} s` +
+          (run.cpu
+            ? `; CPU-bound ceiling ${run.cpu.ceilingRatio.toFixed(2)}: (downloader ${run.cpu.downloaderSeconds} + endpoint and runner ` +
+              `${run.cpu.endpointAndRunnerSeconds} + moto ${run.cpu.motoSeconds}) s ÷ ${run.cpu.cores} cores)`
+            : ')'),
         goal: { op: '>=', bound: 0.8 },
         encoding: run.encoding,
         method:
@@ -720,7 +765,10 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
           'PUT to moto, ledger writes). Raw: @aws-sdk/client-rds configured as the downloader\'s (LogFileData fast path, pages released), in its own ' +
           'process with the downloader\'s NODE_OPTIONS, reading the same file through the same endpoint (Marker "0", loop on AdditionalDataPending), pages discarded. Context: one PUT of a MAX_OBJECT_BYTES object to the same ' +
           'moto, timed, gives the share of the work that is storing rather than reading; the two processes\' CPU time (user + system, GC ' +
-          'threads included) shows what the downloader does beyond reading, on the same two cores as the endpoint and moto.',
+          'threads included) shows what the downloader does beyond reading, on the same two cores as the endpoint and moto. ' +
+          'Ceiling: all CPU the backup took (the downloader\'s invocations, this process serving RDS and running the Lambda ' +
+          'service, moto from /proc) from the schedule tick to DONE, spread over every core, is the least time it could take; ' +
+          'file bytes ÷ that time ÷ the raw rate bounds the ratio on this machine.',
       }),
     );
   }
@@ -818,7 +866,7 @@ async function main(): Promise<number> {
       },
       registry,
     );
-    const direct = directAws(moto.url, options.region);
+    const direct = directAws(moto.url, options.region, moto.process.child.pid);
 
     const growth = await growthPhase(session, counter, options);
     for (const line of reportLines(growth.verification).slice(-1)) log(`  ${line}`);
