@@ -22,10 +22,8 @@ export type RuntimeMessage =
   | {
       type: 'ready';
       initMs: number;
-      /** Resident memory right after init (KiB): the baseline memory figures subtract. */
-      rssKb?: number;
-      /** Its composition at that moment. */
-      memory?: MemorySnapshot;
+      /** Resident memory right after init and its composition: the baseline memory figures subtract. */
+      memory: MemorySnapshot;
       /** Whether the kernel's peak-RSS mark was reset after init (maxRssKb then excludes init). */
       peakRssReset?: boolean;
     }
@@ -82,7 +80,7 @@ async function main(): Promise<void> {
   // From here the peak RSS is the invocations' own, not init's.
   const peakRssReset = resetPeakRss();
   const memory = memorySnapshot();
-  send({ type: 'ready', initMs: performance.now() - started, rssKb: memory.rssKb, memory, peakRssReset });
+  send({ type: 'ready', initMs: performance.now() - started, memory, peakRssReset });
 
   process.on('message', (message: InvokeMessage) => {
     if (message.type !== 'invoke') return;

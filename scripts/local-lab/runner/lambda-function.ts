@@ -65,8 +65,7 @@ interface Environment {
   ready: Promise<void>;
   busy: boolean;
   dead: boolean;
-  /** RSS right after init, as the runtime reported it (KiB). */
-  initRssKb?: number;
+  /** Memory right after init, as the runtime reported it. */
   initMemory?: MemorySnapshot;
   pending?: { id: number; resolve: (message: Extract<RuntimeMessage, { type: 'result' }> | undefined) => void };
 }
@@ -161,11 +160,11 @@ export class LambdaFunction {
       this.stats.durationMsTotal += outcome.durationMs;
       this.stats.cpuMsTotal += outcome.cpuMs;
       this.stats.peakRssKb = Math.max(this.stats.peakRssKb, outcome.maxRssKb);
-      if (environment.initRssKb !== undefined && outcome.maxRssKb - environment.initRssKb > this.stats.peakRssGrowthKb) {
-        this.stats.peakRssGrowthKb = outcome.maxRssKb - environment.initRssKb;
-        this.stats.peakRssGrowthBaselineKb = environment.initRssKb;
-      }
       const init = environment.initMemory;
+      if (init && outcome.maxRssKb - init.rssKb > this.stats.peakRssGrowthKb) {
+        this.stats.peakRssGrowthKb = outcome.maxRssKb - init.rssKb;
+        this.stats.peakRssGrowthBaselineKb = init.rssKb;
+      }
       if (init && outcome.peakSample.rssKb - init.rssKb > (this.stats.peakSampleGrowth?.rssKb ?? -Infinity)) {
         this.stats.peakSampleGrowth = memoryGrowth(init, outcome.peakSample);
       }
@@ -225,7 +224,6 @@ export class LambdaFunction {
         if (message.type === 'ready') {
           clearTimeout(timer);
           this.stats.initMsTotal += message.initMs;
-          if (message.rssKb !== undefined) environment.initRssKb = message.rssKb;
           environment.initMemory = message.memory;
           if (message.peakRssReset === false) this.stats.peakRssExcludesInit = false;
           resolve();
