@@ -176,7 +176,6 @@ function directAws(url: string, region: string, motoPid: number | undefined): Di
   };
 }
 
-
 // ---- Figures 1 and 2: a growing MariaDB workload -----------------------------------------------------
 
 interface GrowthResult {
@@ -532,8 +531,9 @@ async function singleFilePhase(
     const downloader = service.functions.downloader.stats;
     const endpointStats = endpoint.stats();
     const downloaderWorkSeconds = downloader.durationMsTotal / 1000;
+    const downloaderCpuSeconds = downloader.cpuMsTotal / 1000;
     log(
-      `  backed up in ${downloaderWorkSeconds.toFixed(1)} s of downloader work, ${(downloader.cpuMsTotal / 1000).toFixed(1)} s of its CPU ` +
+      `  backed up in ${downloaderWorkSeconds.toFixed(1)} s of downloader work, ${downloaderCpuSeconds.toFixed(1)} s of its CPU ` +
         `(${endToEndSeconds.toFixed(1)} s end to end)`,
     );
 
@@ -556,7 +556,7 @@ async function singleFilePhase(
     if (motoCpuBefore !== undefined && motoCpuAfter !== undefined) {
       const cores = availableParallelism();
       const parts = {
-        downloaderSeconds: downloader.cpuMsTotal / 1000,
+        downloaderSeconds: downloaderCpuSeconds,
         endpointAndRunnerSeconds: (runnerCpu.user + runnerCpu.system) / 1e6,
         motoSeconds: motoCpuAfter - motoCpuBefore,
       };
@@ -582,7 +582,7 @@ async function singleFilePhase(
       pipeline: {
         cycles: totals.cycles,
         downloaderWorkSeconds: round(downloaderWorkSeconds, 2),
-        downloaderCpuSeconds: round(downloader.cpuMsTotal / 1000, 2),
+        downloaderCpuSeconds: round(downloaderCpuSeconds, 2),
         endToEndSeconds: round(endToEndSeconds, 2),
         mbPerSecond: round(fileBytes / MB / downloaderWorkSeconds, 2),
         passes: totals.delivered,
@@ -763,7 +763,7 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
         method:
           'Pipeline: file bytes ÷ the summed duration of the downloader invocations that backed it up (pages, SHA-256, spool, checksummed ' +
           'PUT to moto, ledger writes). Raw: @aws-sdk/client-rds configured as the downloader\'s (LogFileData fast path, pages released), in its own ' +
-          'process with the downloader\'s NODE_OPTIONS, reading the same file through the same endpoint (Marker "0", loop on AdditionalDataPending), pages discarded. Context: one PUT of a MAX_OBJECT_BYTES object to the same ' +
+          'process with the downloader\'s NODE_OPTIONS, reading the same file through the same endpoint (Marker "0", loop on AdditionalDataPending), pages counted and released. Context: one PUT of a MAX_OBJECT_BYTES object to the same ' +
           'moto, timed, gives the share of the work that is storing rather than reading; the two processes\' CPU time (user + system, GC ' +
           'threads included) shows what the downloader does beyond reading, on the same two cores as the endpoint and moto. ' +
           'Ceiling: all CPU the backup took (the downloader\'s invocations, this process serving RDS and running the Lambda ' +
