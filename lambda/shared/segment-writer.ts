@@ -2,18 +2,19 @@
  * S3 segment objects. Pages are appended to a spool file while their SHA-256 is computed
  * incrementally; the spool is then sealed (its length and digest are final, so the ledger can record
  * the intended object before it exists) and stored as ONE object with a single PutObject that streams
- * the file and carries the digest, so S3 verifies every byte and memory never holds more than one page.
+ * the file (through one reused buffer: spool-body.ts) and carries the digest, so S3 verifies every byte
+ * and memory never holds more than one page.
  *
  * Every PUT is conditional (`If-None-Match: *`): an object is written once and never replaced, not
  * even by a late PUT of a holder that was judged dead. When the key already holds an object, S3
  * answers 412 and the caller settles it as it settles an intent (same bytes: adopt; else: conflict).
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { BackupObjects, type ExistingObject } from './backup-objects';
+import { SpoolBody } from './spool-body';
 
 const SPOOL_FILE = /^segment-[0-9a-f-]+\.spool$/;
 
@@ -88,12 +89,13 @@ export class SegmentSpool {
    */
   async store(key: string): Promise<StoreOutcome> {
     const sealed = await this.seal();
+    const body = new SpoolBody(this.path, sealed.bytes);
     try {
       await this.s3.send(
         new PutObjectCommand({
           Bucket: this.bucket,
           Key: key,
-          Body: createReadStream(this.path),
+          Body: body,
           ContentLength: sealed.bytes,
           // Our digest travels as x-amz-checksum-sha256 (so the SDK computes none of its own); naming the
           // algorithm too makes every S3-compatible store keep it for HeadObject's ChecksumMode, which
@@ -109,6 +111,9 @@ export class SegmentSpool {
       if (!isPreconditionFailed(error)) throw error;
       await this.clear();
       return { kind: 'exists', key, sealed };
+    } finally {
+      // Closes the file also when the request failed before reading all of it.
+      body.destroy();
     }
     await this.clear();
     return { kind: 'stored', object: { key, ...sealed } };
