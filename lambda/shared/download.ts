@@ -22,7 +22,9 @@
  * is in flight, and it is awaited before the next spool is sealed, at the end, at a hand-off and on any
  * error, so intent N+1 still follows checkpoint N and no two PUTs ever overlap. A failed background store
  * stops the reading before its next page and fails the pass like a foreground one. /tmp holds up to two
- * spools (the one being stored and the one being filled); memory still holds one page.
+ * spools (the one being stored and the one being filled). A page is hashed and its write to the spool
+ * started, then the next page is read while that write completes (one write in flight): memory holds two
+ * pages.
  *
  * The resume point is a Marker plus MarkerSkipBytes: RDS's last page normally carries a Marker, but when
  * one with data carries none its bytes are still stored, and the checkpoint keeps the Marker from before
@@ -187,11 +189,14 @@ class Pass {
       const page = await reader.readPage(this.work.instance, this.work.file, this.marker);
       this.portionCalls += page.calls;
       const pageBytes = page.data.length;
+      let written: Promise<void> | undefined;
       try {
-        await this.take(page, budget);
+        ({ written } = await this.take(page, budget));
       } finally {
-        // Spooled (written and hashed) or failed: either way its buffer can take the next page.
-        page.release();
+        // Its buffer can take a later page once its bytes are on disk (or failed to get there), not before.
+        const release = (): void => page.release();
+        if (written) void written.then(release, release);
+        else release();
       }
       if (pageBytes > 0) {
         emptyPages = 0;
@@ -213,8 +218,11 @@ class Pass {
     return Math.max(0, this.deps.config.safetyMarginMs - elapsed);
   }
 
-  /** Spools the page's bytes not stored yet and moves the resume point past the page. */
-  private async take(page: LogPage, budget: TimeBudget): Promise<void> {
+  /**
+   * Spools the page's bytes not stored yet and moves the resume point past the page. Returns when its
+   * bytes are hashed and being written; `written` settles when that write does.
+   */
+  private async take(page: LogPage, budget: TimeBudget): Promise<{ written?: Promise<void> }> {
     if (!page.marker && page.data.length > 0 && page.additionalDataPending) {
       // More pages follow, and nothing says where they start.
       throw new Error(`RDS returned ${page.data.length} bytes without a Marker after ${this.resumePoint()} with more data pending; cannot continue`);
@@ -226,12 +234,13 @@ class Pass {
       );
     }
     const fresh = page.data.subarray(Math.min(this.skipBytes, page.data.length));
+    let written: Promise<void> | undefined;
     if (fresh.length > 0) {
       // Objects stay within the limit unless a single page exceeds it.
       if (this.spool.bytes > 0 && this.spool.bytes + fresh.length > this.deps.config.maxObjectBytes) {
         await this.storeInBackground(budget);
       }
-      await this.spool.append(fresh);
+      ({ written } = await this.spool.append(fresh));
     }
     if (page.marker) {
       // A page shorter than the skip (a re-read cut at a truncated line) leaves the rest to skip after it.
@@ -241,6 +250,7 @@ class Pass {
       // The last page came without a Marker: resume from the one before it, after the page's bytes.
       this.skipBytes = page.data.length;
     }
+    return written ? { written } : {};
   }
 
   private resumePoint(): string {

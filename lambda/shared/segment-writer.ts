@@ -53,6 +53,8 @@ export class SegmentSpool {
   private hash: Hash = createHash('sha256');
   private length = 0;
   private sealed: SealedSpool | undefined;
+  /** The write in flight (see `append`); it rejects if the write failed. */
+  private writing: Promise<void> | undefined;
 
   constructor(
     private readonly s3: S3Client,
@@ -64,19 +66,32 @@ export class SegmentSpool {
     return this.length;
   }
 
-  async append(data: Buffer): Promise<void> {
-    if (data.length === 0) return;
+  /**
+   * Hashes `data` and starts writing it at the end of the spool, once the previous write has completed:
+   * one write is in flight at most, and the caller reads its next page meanwhile instead of waiting for
+   * the disk. `data` must stay unchanged until `written` settles. A failed write fails the next append
+   * and the seal.
+   */
+  async append(data: Buffer): Promise<{ written: Promise<void> }> {
+    if (data.length === 0) return { written: Promise.resolve() };
     if (this.sealed) throw new Error('cannot append to a sealed spool before it is stored');
+    await this.writing;
     this.handle ??= await open(this.path, 'w');
-    await this.handle.write(data);
+    const position = this.length;
     this.hash.update(data);
     this.length += data.length;
+    const written = this.handle.write(data, 0, data.length, position).then(() => undefined);
+    // Handled here so that nobody has to await it; the next append or the seal rethrows its failure.
+    written.catch(() => undefined);
+    this.writing = written;
+    return { written };
   }
 
   /** Fixes the spool's content: no more appends until it is stored. Repeatable. */
   async seal(): Promise<SealedSpool> {
     if (this.length === 0) throw new Error('refusing to seal an empty spool');
     if (!this.sealed) {
+      await this.writing;
       await this.closeFile();
       this.sealed = { bytes: this.length, sha256: this.hash.digest('base64') };
     }
@@ -120,6 +135,7 @@ export class SegmentSpool {
   }
 
   private async clear(): Promise<void> {
+    this.writing = undefined;
     await rm(this.path, { force: true });
     this.hash = createHash('sha256');
     this.length = 0;
@@ -133,6 +149,8 @@ export class SegmentSpool {
   }
 
   private async closeFile(): Promise<void> {
+    // Never close under a write in flight; its failure, if any, is the caller's to report (seal awaited it).
+    await this.writing?.catch(() => undefined);
     const handle = this.handle;
     this.handle = undefined;
     await handle?.close();
