@@ -489,11 +489,14 @@ describe('functions', () => {
     expect(staleClaimMs).toBeGreaterThanOrEqual(2 * downloader.Properties!.Timeout * 1000);
   });
 
-  test('a full spool fits /tmp twice over, and the safety margin leaves most of the run for downloading', () => {
+  test('objects hold an Aurora file, a full spool fits /tmp twice over, and the safety margin leaves most of the run for downloading', () => {
     const vars = downloader.Properties!.Environment.Variables;
     const tmpBytes = downloader.Properties!.EphemeralStorage.Size * 1024 * 1024;
     expect(Number(vars[ENV.maxObjectBytes])).toBeGreaterThan(0);
     expect(2 * Number(vars[ENV.maxObjectBytes])).toBeLessThanOrEqual(tmpBytes);
+    // Above Aurora's ~100 MB rotation size (one pass stores a file as one object), and no larger than
+    // needed: the end of a pass waits for its last object's PUT.
+    expect(Number(vars[ENV.maxObjectBytes])).toBe(128 * 1024 * 1024);
     const marginMs = Number(vars[ENV.safetyMarginMs]);
     expect(marginMs).toBeGreaterThan(0);
     expect(marginMs).toBeLessThan((downloader.Properties!.Timeout * 1000) / 4);
