@@ -22,11 +22,9 @@
  * is in flight, and it is awaited before the next spool is sealed, at the end, at a hand-off and on any
  * error, so intent N+1 still follows checkpoint N and no two PUTs ever overlap. A failed background store
  * stops the reading before its next page and fails the pass like a foreground one. /tmp holds up to two
- * spools (the one being stored and the one being filled). Reading overlaps spooling too: the next page
- * is requested as soon as a page names its Marker, and the page is hashed and its write started while
- * RDS prepares the next; that write completes while the next page arrives (one request and one write in
- * flight): memory holds up to three pages. The time budget gates each request; a page already
- * requested is always taken.
+ * spools (the one being stored and the one being filled). A page is hashed and its write to the spool
+ * started, then the next page is read while that write completes (one write in flight): memory holds two
+ * pages.
  *
  * The resume point is a Marker plus MarkerSkipBytes: RDS's last page normally carries a Marker, but when
  * one with data carries none its bytes are still stored, and the checkpoint keeps the Marker from before
@@ -180,65 +178,33 @@ class Pass {
     };
   }
 
-  /**
-   * Reads pages until RDS has no more data or the time budget says stop. The next page is requested as
-   * soon as this one names its Marker, before this one is hashed and spooled, so that RDS prepares it
-   * meanwhile (one request in flight: each needs the Marker the one before returned).
-   */
+  /** Reads pages until RDS has no more data or the time budget says stop. */
   async download(budget: TimeBudget): Promise<StopReason> {
-    const { reader } = this.deps;
+    const { reader, config } = this.deps;
     let emptyPages = 0;
-    let ahead: Promise<LogPage> | undefined;
-    try {
-      for (;;) {
-        // A failed background store ends the pass before another page is read.
-        if (this.inFlight?.failure) await this.settleInFlight();
-        // The budget gates each request; a page already requested is taken (spooling it costs little).
-        if (!ahead && this.outOfTime(budget)) return 'time';
-        const page = await (ahead ?? reader.readPage(this.work.instance, this.work.file, this.marker));
-        ahead = undefined;
-        this.portionCalls += page.calls;
-        const pageBytes = page.data.length;
-        // Loop on AdditionalDataPending, never on the Marker: the last page can carry a non-empty Marker.
-        if (page.additionalDataPending && page.marker && !this.outOfTime(budget)) {
-          ahead = reader.readPage(this.work.instance, this.work.file, page.marker);
-          // Awaited on the next turn or in the finally below; not an unhandled rejection meanwhile.
-          ahead.catch(() => undefined);
-        }
-        let written: Promise<void> | undefined;
-        try {
-          ({ written } = await this.take(page, budget));
-        } finally {
-          // Its buffer can take a later page once its bytes are on disk (or failed to get there), not before.
-          const release = (): void => page.release();
-          if (written) void written.then(release, release);
-          else release();
-        }
-        if (pageBytes > 0) {
-          emptyPages = 0;
-        } else if (page.additionalDataPending && ++emptyPages > MAX_EMPTY_PAGES) {
-          throw new Error(`RDS returned ${emptyPages} empty pages in a row with AdditionalDataPending at ${this.resumePoint()}`);
-        }
-        if (!page.additionalDataPending) return 'end';
-      }
-    } finally {
-      // Requested but not taken (the pass failed): the next pass reads those bytes again.
-      if (ahead) await this.dropPageReadAhead(ahead);
-    }
-  }
-
-  private outOfTime(budget: TimeBudget): boolean {
-    return budget.remainingMs() < this.deps.config.safetyMarginMs + this.inFlightWorstCaseMs(budget);
-  }
-
-  /** Waits for a page read ahead that will not be taken; its failure changes nothing about how the pass ends. */
-  private async dropPageReadAhead(ahead: Promise<LogPage>): Promise<void> {
-    try {
-      const page = await ahead;
+    for (;;) {
+      // A failed background store ends the pass before another page is read.
+      if (this.inFlight?.failure) await this.settleInFlight();
+      if (budget.remainingMs() < config.safetyMarginMs + this.inFlightWorstCaseMs(budget)) return 'time';
+      const page = await reader.readPage(this.work.instance, this.work.file, this.marker);
       this.portionCalls += page.calls;
-      page.release();
-    } catch {
-      // The pass is ending for another reason; this read's error (the same file vanished, say) is secondary.
+      const pageBytes = page.data.length;
+      let written: Promise<void> | undefined;
+      try {
+        ({ written } = await this.take(page, budget));
+      } finally {
+        // Its buffer can take a later page once its bytes are on disk (or failed to get there), not before.
+        const release = (): void => page.release();
+        if (written) void written.then(release, release);
+        else release();
+      }
+      if (pageBytes > 0) {
+        emptyPages = 0;
+      } else if (page.additionalDataPending && ++emptyPages > MAX_EMPTY_PAGES) {
+        throw new Error(`RDS returned ${emptyPages} empty pages in a row with AdditionalDataPending at ${this.resumePoint()}`);
+      }
+      // Loop on AdditionalDataPending, never on the Marker: the last page can carry a non-empty Marker.
+      if (!page.additionalDataPending) return 'end';
     }
   }
 

@@ -27,7 +27,7 @@ import {
   spoolDir,
   table,
 } from './support/downloader-world';
-import { ABANDONED_SPOOL_AGE_MS, SegmentSpool } from '../../lambda/shared/segment-writer';
+import { ABANDONED_SPOOL_AGE_MS } from '../../lambda/shared/segment-writer';
 import { RdsLogReader } from '../../lambda/shared/rds-log-reader';
 import {
   LedgerStatus,
@@ -140,65 +140,6 @@ test('every page is released once spooled, never before: a release that overwrit
   } finally {
     spy.mockRestore();
   }
-});
-
-test('while a page is hashed and spooled, the next page is already requested', async () => {
-  const content = auditLines(30);
-  newFile(content);
-  // Each append waits (up to a bound) for the request of the page after the one it spools. Reading one
-  // page after another would let that request come only after the append: every wait would time out.
-  const waitedFor: boolean[] = [];
-  const append = SegmentSpool.prototype.append;
-  const spy = jest.spyOn(SegmentSpool.prototype, 'append').mockImplementation(async function (this: SegmentSpool, data: Buffer) {
-    const requestsNeeded = waitedFor.length + 2;
-    let requested = fakeRds.downloads.length >= requestsNeeded;
-    for (let waited = 0; !requested && waited < 300; waited += 5) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      requested = fakeRds.downloads.length >= requestsNeeded;
-    }
-    waitedFor.push(requested);
-    return append.call(this, data);
-  });
-  try {
-    await deliver(0);
-  } finally {
-    spy.mockRestore();
-  }
-  const pages = fakeRds.downloads.length;
-  expect(pages).toBeGreaterThan(2);
-  // The last page names no page after it (AdditionalDataPending false): nothing more is requested.
-  expect(waitedFor).toEqual([...Array<boolean>(pages - 1).fill(true), false]);
-  expect(bucket.concatenated(logFilePrefix(INSTANCE, FILE)).toString()).toBe(content);
-  expect(ledgerItem().Status).toBe(LedgerStatus.DONE);
-});
-
-test('a pass that fails with a page requested ahead waits for it and releases it', async () => {
-  const content = auditLines(30);
-  newFile(content);
-  const released: number[] = [];
-  const readPage = RdsLogReader.prototype.readPage;
-  const reads = jest.spyOn(RdsLogReader.prototype, 'readPage').mockImplementation(async function (this: RdsLogReader, ...args) {
-    const page = await readPage.apply(this, args);
-    return { ...page, release: () => released.push(page.data.length) };
-  });
-  // The disk fails on the second page, with the third already requested.
-  let appends = 0;
-  const append = SegmentSpool.prototype.append;
-  const appendSpy = jest.spyOn(SegmentSpool.prototype, 'append').mockImplementation(async function (this: SegmentSpool, data: Buffer) {
-    if (++appends === 2) throw new Error('ENOSPC: no space left on device, write');
-    return append.call(this, data);
-  });
-  try {
-    // The only record failed: Powertools fails the whole invocation.
-    await expect(deliver(0)).rejects.toThrow('All records failed processing');
-  } finally {
-    reads.mockRestore();
-    appendSpy.mockRestore();
-  }
-  expect(fakeRds.downloads).toHaveLength(3);
-  // The pass ended after all three pages were back: each was released, the third without being spooled.
-  expect(released).toHaveLength(3);
-  expect(ledgerItem()).toMatchObject({ Status: LedgerStatus.FAILED, LastError: expect.stringMatching(/ENOSPC/) });
 });
 
 test('a page ending in a truncated line is re-read with fewer lines; no truncation text is stored', async () => {
