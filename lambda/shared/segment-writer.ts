@@ -3,7 +3,7 @@
  * incrementally; the spool is then sealed (its length and digest are final, so the ledger can record
  * the intended object before it exists) and stored as ONE object with a single PutObject that streams
  * the file (through one reused buffer: spool-body.ts) and carries the digest, so S3 verifies every byte
- * and memory never holds more than one page.
+ * and memory holds no more than the page being written and the next one.
  *
  * Every PUT is conditional (`If-None-Match: *`): an object is written once and never replaced, not
  * even by a late PUT of a holder that was judged dead. When the key already holds an object, S3
