@@ -125,10 +125,11 @@ const MAX_OBJECT_SIZE = Size.mebibytes(128);
  */
 const DOWNLOADER_SEMI_SPACE_OPTION = '--max-semi-space-size=2';
 /**
- * /tmp holds the spool being filled and the one being stored in the background, plus any a crashed
- * invocation left behind in a reused environment.
+ * /tmp holds the spool being filled and the one being stored in the background (2 x MAX_OBJECT_SIZE),
+ * plus any a crashed invocation left behind in a reused environment (removed once 20 minutes old).
+ * Every MB above Lambda's free 512 MB is billed.
  */
-const DOWNLOADER_EPHEMERAL_STORAGE = Size.gibibytes(2);
+const DOWNLOADER_EPHEMERAL_STORAGE = Size.gibibytes(1);
 
 /**
  * Ledger actions each function calls; nothing broader (no deletes, no batch or transactional writes).

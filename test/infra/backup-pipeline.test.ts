@@ -477,7 +477,7 @@ describe('functions', () => {
   test('timeouts, memory and /tmp fit the work', () => {
     expect(scanner.Properties!.Timeout).toBe(60);
     expect(detector.Properties!.Timeout).toBe(120);
-    expect(downloader.Properties).toMatchObject({ Timeout: 600, MemorySize: 1024, EphemeralStorage: { Size: 2048 } });
+    expect(downloader.Properties).toMatchObject({ Timeout: 600, MemorySize: 1024, EphemeralStorage: { Size: 1024 } });
     expect(reconciler.Properties).toMatchObject({ Timeout: 600, MemorySize: 512 });
     expect(reconciler.Properties!.EphemeralStorage).toBeUndefined();
     // A run ends before the next one starts, retry included.
