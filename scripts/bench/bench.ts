@@ -34,7 +34,7 @@ import { catchUpState, scanLedger, verifyBackup, VerificationReport } from '../l
 import { prepareSysbench, runSysbench, WorkloadSettings } from '../local-lab/workload';
 import { AwsCallCounter, CountedCall, DYNAMODB_WRITE_ACTIONS, startAwsCallCounter } from './aws-call-counter';
 import { buildEmptyBundle, measureInit, synthesizeBundles } from './bundles';
-import { processCpuSeconds } from './process-cpu';
+import { ownCpuSecondsSince, processCpuSeconds } from './process-cpu';
 import type { ClientServeRate } from './serve-rate-client';
 import { SpoolBody } from '../../lambda/shared/spool-body';
 import { Figure, figure, median, renderMarkdown, renderTable, round } from './figures';
@@ -535,7 +535,7 @@ async function singleFilePhase(
       done = item?.[LEDGER_ATTR.status] === LedgerStatus.DONE && item[LEDGER_ATTR.backedUpBytes] === fileBytes;
     }
     const endToEndSeconds = (Date.now() - began) / 1000;
-    const runnerCpu = process.cpuUsage(runnerCpuBefore);
+    const runnerCpuSeconds = ownCpuSecondsSince(runnerCpuBefore);
     const motoCpuAfter = processCpuSeconds(direct.motoPid);
     if (totals.functionErrors.length > 0) throw new Error(`function errors while backing up the ${encoding} file: ${totals.functionErrors.slice(0, 3).join('; ')}`);
     if (!done) throw new Error(`the ${encoding} file was not backed up within ${totals.cycles} cycles`);
@@ -570,7 +570,7 @@ async function singleFilePhase(
       const cores = availableParallelism();
       const parts = {
         downloaderSeconds: downloaderCpuSeconds,
-        endpointAndRunnerSeconds: (runnerCpu.user + runnerCpu.system) / 1e6,
+        endpointAndRunnerSeconds: runnerCpuSeconds,
         motoSeconds: motoCpuAfter - motoCpuBefore,
       };
       const ceilingSeconds = (parts.downloaderSeconds + parts.endpointAndRunnerSeconds + parts.motoSeconds) / cores;

@@ -1,6 +1,12 @@
-/** CPU time of other processes (moto_server) for the bench's throughput figure, from Linux's /proc. */
+/** CPU time for the bench's figures: this process's since a point, and other processes' (moto_server) from Linux's /proc. */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+
+/** CPU seconds (user + system, GC threads included) this process has used since `before` (process.cpuUsage()). */
+export function ownCpuSecondsSince(before: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1e6;
+}
 
 /** CPU seconds (user + system) another process has used so far, from /proc; undefined where unreadable. */
 export function processCpuSeconds(pid: number | undefined): number | undefined {

@@ -13,6 +13,8 @@ import { logPortionFastPath } from '../../lambda/shared/log-portion-decoder';
 import { LAB_CREDENTIALS } from '../local-lab/aws-services';
 import { type MemorySnapshot, memoryGrowth, memorySnapshot, peakRssKb, resetPeakRss, sampleMemory } from '../local-lab/runner/memory-sampler';
 import { measureServeRate, ServeRate } from '../local-lab/rds-endpoint/serve-rate';
+import { round } from './figures';
+import { ownCpuSecondsSince } from './process-cpu';
 
 export interface ClientResources {
   /** RSS once the client is created, before the first call (KiB). */
@@ -42,14 +44,14 @@ async function main(): Promise<void> {
     const stopSampling = sampleMemory();
     const cpuBefore = process.cpuUsage();
     const rate = await measureServeRate(client, instance, logFileName);
-    const cpu = process.cpuUsage(cpuBefore);
+    const cpuSeconds = ownCpuSecondsSince(cpuBefore);
     const peakSample = stopSampling();
     const clientResources: ClientResources = {
       rssBeforeKb: before.rssKb,
       peakSampleGrowth: memoryGrowth(before, peakSample),
       peakRssReset,
       maxRssKb: peakRssKb(),
-      cpuSeconds: Math.round((cpu.user + cpu.system) / 10_000) / 100,
+      cpuSeconds: round(cpuSeconds, 2),
     };
     writeFileSync(out, `${JSON.stringify({ ...rate, ...clientResources })}\n`);
   } finally {
