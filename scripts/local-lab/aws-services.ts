@@ -21,10 +21,19 @@ export interface AwsEndpoint {
   accountId: string;
 }
 
+/**
+ * moto keeps an object in memory only up to ~5 MiB and copies anything larger into a temporary file:
+ * for a 128 MiB object that is about a quarter of moto's CPU per PUT, on the same two cores as the
+ * pipeline it is standing in for S3 for. Objects up to this size stay in memory instead (the lab's
+ * whole bucket fits in a few GiB).
+ */
+export const MOTO_IN_MEMORY_OBJECT_BYTES = 1024 * 1024 * 1024;
+
 export async function startMoto(registry: ProcessRegistry, motoServer: string, logDir: string): Promise<{ url: string; process: TrackedProcess }> {
   const port = await freePort();
   const tracked = registry.start('moto_server', motoServer, ['-H', LOOPBACK, '-p', String(port)], {
     logFile: join(logDir, 'moto_server.log'),
+    env: { ...process.env, MOTO_S3_DEFAULT_KEY_BUFFER_SIZE: String(MOTO_IN_MEMORY_OBJECT_BYTES) },
   });
   await waitUntil(`moto_server on port ${port}`, () => tcpAccepts(port), {
     timeoutMs: 30_000,
