@@ -59,6 +59,8 @@ Options:
   --large-mib N           size of the large file, escaped as RDS sends it (default 1024)
   --cdata-mib N           size of the file measured with LogFileData in CDATA sections (default 100:
                           an Aurora-sized file, backed up as one object)
+  --throughput-runs N     backups of each single file, each between two raw reads; the throughput
+                          figures take the median ratio, memory the worst run (default 3)
   --init-runs N           fresh-process init measurements per bundle (default 9)
   --out FILE              JSON output (default bench-results/bench.json)
   --workdir DIR           working folder, wiped at start and removed at the end (default bench-results/work)
@@ -73,6 +75,7 @@ interface BenchOptions {
   catchUpTimeoutMs: number;
   largeBytes: number;
   cdataBytes: number;
+  throughputRuns: number;
   initRuns: number;
   out: string;
   workDir: string;
@@ -92,6 +95,7 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
       'catch-up-timeout': { type: 'string' },
       'large-mib': { type: 'string' },
       'cdata-mib': { type: 'string' },
+      'throughput-runs': { type: 'string' },
       'init-runs': { type: 'string' },
       out: { type: 'string' },
       workdir: { type: 'string' },
@@ -114,6 +118,7 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
     catchUpTimeoutMs: positive('catch-up-timeout', values['catch-up-timeout'], 180) * 1000,
     largeBytes: Math.round(positive('large-mib', values['large-mib'], 1024) * MIB),
     cdataBytes: Math.round(positive('cdata-mib', values['cdata-mib'], 100) * MIB),
+    throughputRuns: Math.round(positive('throughput-runs', values['throughput-runs'], 3)),
     initRuns: Math.round(positive('init-runs', values['init-runs'], 9)),
     out: resolve(values.out ?? join(REPO_ROOT, 'bench-results', 'bench.json')),
     workDir: resolve(values.workdir ?? join(REPO_ROOT, 'bench-results', 'work')),
@@ -402,6 +407,8 @@ interface SingleFileResult {
   rawAfter: ClientServeRate;
   /** Their mean: what the ratio divides by, so that a slower or faster spell of the machine weighs on both. */
   rawMbPerSecond: number;
+  /** Every backup's ratio; `raw`, `rawAfter`, `pipeline` and `cpu` are the median run's. */
+  runs: Array<{ ratio: number; pipelineMbPerSecond: number; rawMbPerSecond: number }>;
   pipeline: {
     cycles: number;
     /** Sum of the downloader invocations' durations (the downloader's work for the file). */
@@ -416,6 +423,7 @@ interface SingleFileResult {
     portionCalls: number;
     bytesServed: number;
   };
+  /** The run whose memory grew most. */
   memory: { baselineMiB: number; peakMiB: number; growthMiB: number; peakSampleGrowth?: MemorySnapshot; peakExcludesInit: boolean };
   /**
    * Context for the throughput figure: one PUT of a downloader-sized object (MAX_OBJECT_BYTES, or the
@@ -474,6 +482,111 @@ async function measurePut(direct: DirectAws, bucket: string, path: string, objec
   return { objectBytes, seconds: round(seconds, 2), mbPerSecond: round(objectBytes / MB / seconds, 1), estimatedPutSeconds: 0 };
 }
 
+/** One backup of the file through the pipeline (fresh bucket, ledger and functions), verified. */
+interface BackupRun {
+  bucket: string;
+  pipeline: SingleFileResult['pipeline'];
+  memory: SingleFileResult['memory'];
+  cpuParts?: { downloaderSeconds: number; endpointAndRunnerSeconds: number; motoSeconds: number };
+  verification: SingleFileResult['verification'];
+}
+
+async function backUpOnce(
+  session: LabSession,
+  direct: DirectAws,
+  endpoint: { url: string; stats(): EndpointStats; resetStats(): void },
+  file: { encoding: 'escaped' | 'cdata'; workDir: string; path: string; bytes: number; run: number },
+): Promise<BackupRun> {
+  const { encoding, path, bytes: fileBytes } = file;
+  endpoint.resetStats();
+  // Straight to moto (no counting proxy): speed is the figure here.
+  const resources = await createPipelineResources(direct.clients, session.definition, direct.aws, `bench-${encoding}-${file.run}-${Date.now().toString(36)}`);
+  const service = new LocalLambdaService({
+    definition: session.definition,
+    resources,
+    clients: direct.clients,
+    registry: session.registry,
+    region: session.options.region,
+    awsEndpointUrl: direct.aws.url,
+    rdsEndpointUrl: endpoint.url,
+    workDir: file.workDir,
+  });
+  try {
+    log(`[bench] ${encoding}: backup ${file.run}, through scanner -> detector -> downloader`);
+    const runnerCpuBefore = process.cpuUsage();
+    const motoCpuBefore = processCpuSeconds(direct.motoPid);
+    const began = Date.now();
+    const totals = emptyCycleTotals();
+    let done = false;
+    for (let cycle = 0; cycle < 5 && !done; cycle++) {
+      addCycle(totals, await service.cycle());
+      const item = (await scanLedger(direct.clients.ledger, resources.ledgerTable)).find((candidate) => candidate[LEDGER_ATTR.file] === SINGLE_FILE);
+      done = item?.[LEDGER_ATTR.status] === LedgerStatus.DONE && item[LEDGER_ATTR.backedUpBytes] === fileBytes;
+    }
+    const endToEndSeconds = (Date.now() - began) / 1000;
+    const runnerCpuSeconds = ownCpuSecondsSince(runnerCpuBefore);
+    const motoCpuAfter = processCpuSeconds(direct.motoPid);
+    if (totals.functionErrors.length > 0) throw new Error(`function errors while backing up the ${encoding} file: ${totals.functionErrors.slice(0, 3).join('; ')}`);
+    if (!done) throw new Error(`the ${encoding} file was not backed up within ${totals.cycles} cycles`);
+    const downloader = service.functions.downloader.stats;
+    const endpointStats = endpoint.stats();
+    const downloaderWorkSeconds = downloader.durationMsTotal / 1000;
+    const downloaderCpuSeconds = downloader.cpuMsTotal / 1000;
+    log(
+      `  backed up in ${downloaderWorkSeconds.toFixed(1)} s of downloader work = ${(fileBytes / MB / downloaderWorkSeconds).toFixed(1)} MB/s, ` +
+        `${downloaderCpuSeconds.toFixed(1)} s of its CPU (${endToEndSeconds.toFixed(1)} s end to end)`,
+    );
+
+    const verifyStarted = Date.now();
+    const verification = await verifyBackup({
+      s3: direct.clients.s3,
+      ledger: direct.clients.ledger,
+      bucket: resources.bucket,
+      ledgerTable: resources.ledgerTable,
+      files: [{ instance: SINGLE_INSTANCE, logFileName: SINGLE_FILE, path }],
+    });
+    log(`  verified against the file: ${verification.ok ? 'ok' : `${verification.totals.problems} problem(s)`}`);
+    return {
+      bucket: resources.bucket,
+      pipeline: {
+        cycles: totals.cycles,
+        downloaderWorkSeconds: round(downloaderWorkSeconds, 2),
+        downloaderCpuSeconds: round(downloaderCpuSeconds, 2),
+        endToEndSeconds: round(endToEndSeconds, 2),
+        mbPerSecond: round(fileBytes / MB / downloaderWorkSeconds, 2),
+        passes: totals.delivered,
+        downloaderInvocations: downloader.invocations,
+        portionCalls: endpointStats.calls.DownloadDBLogFilePortion ?? 0,
+        bytesServed: endpointStats.bytesServed,
+      },
+      memory: {
+        baselineMiB: kib(downloader.peakRssGrowthBaselineKb),
+        peakMiB: kib(downloader.peakRssKb),
+        growthMiB: kib(downloader.peakRssGrowthKb),
+        peakSampleGrowth: downloader.peakSampleGrowth,
+        peakExcludesInit: downloader.peakRssExcludesInit,
+      },
+      cpuParts:
+        motoCpuBefore !== undefined && motoCpuAfter !== undefined
+          ? { downloaderSeconds: downloaderCpuSeconds, endpointAndRunnerSeconds: runnerCpuSeconds, motoSeconds: motoCpuAfter - motoCpuBefore }
+          : undefined,
+      verification: {
+        ok: verification.ok,
+        seconds: round((Date.now() - verifyStarted) / 1000, 1),
+        problems: verification.totals.problems,
+        lines: reportLines(verification),
+      },
+    };
+  } finally {
+    await service.close();
+  }
+}
+
+/**
+ * Reads the file at the raw rate, then backs it up and reads it again, `throughputRuns` times: each
+ * backup's ratio divides by the mean of the raw rates just before and just after it, and the figures
+ * take the run with the median ratio (memory: the worst run).
+ */
 async function singleFilePhase(
   session: LabSession,
   direct: DirectAws,
@@ -499,7 +612,6 @@ async function singleFilePhase(
     parameterGroups: { [SINGLE_PARAMETER_GROUP]: { server_audit_logging: '1', server_audit_events: LAB_AUDIT_EVENTS } },
     logDataEncoding: encoding,
   });
-  let service: LocalLambdaService | undefined;
   try {
     const measureRaw = async (when: string): Promise<ClientServeRate> => {
       log(`[bench] ${encoding}: raw serve rate ${when} (the SDK client in its own process, as fast as it can)`);
@@ -508,71 +620,33 @@ async function singleFilePhase(
       log(`  ${formatBytes(rate.bytes)} in ${rate.seconds.toFixed(1)} s = ${rate.mbPerSecond.toFixed(1)} MB/s, ${rate.calls} calls, ${rate.cpuSeconds.toFixed(1)} s of the client's CPU`);
       return rate;
     };
-    const raw = await measureRaw('before the backup');
-    endpoint.resetStats();
-
-    // Straight to moto (no counting proxy): speed is the figure here.
-    const resources = await createPipelineResources(direct.clients, session.definition, direct.aws, `bench-${encoding}-${Date.now().toString(36)}`);
-    service = new LocalLambdaService({
-      definition: session.definition,
-      resources,
-      clients: direct.clients,
-      registry: session.registry,
-      region: session.options.region,
-      awsEndpointUrl: direct.aws.url,
-      rdsEndpointUrl: endpoint.url,
-      workDir: dir,
-    });
-    log(`[bench] ${encoding}: backing it up through scanner -> detector -> downloader`);
-    const runnerCpuBefore = process.cpuUsage();
-    const motoCpuBefore = processCpuSeconds(direct.motoPid);
-    const began = Date.now();
-    const totals = emptyCycleTotals();
-    let done = false;
-    for (let cycle = 0; cycle < 5 && !done; cycle++) {
-      addCycle(totals, await service.cycle());
-      const item = (await scanLedger(direct.clients.ledger, resources.ledgerTable)).find((candidate) => candidate[LEDGER_ATTR.file] === SINGLE_FILE);
-      done = item?.[LEDGER_ATTR.status] === LedgerStatus.DONE && item[LEDGER_ATTR.backedUpBytes] === fileBytes;
+    const rates = [await measureRaw('before the first backup')];
+    const backups: BackupRun[] = [];
+    for (let run = 1; run <= options.throughputRuns; run++) {
+      const workDir = join(dir, `backup-${run}`);
+      await mkdir(workDir, { recursive: true });
+      backups.push(await backUpOnce(session, direct, endpoint, { encoding, workDir, path, bytes: fileBytes, run }));
+      rates.push(await measureRaw(`after backup ${run}`));
     }
-    const endToEndSeconds = (Date.now() - began) / 1000;
-    const runnerCpuSeconds = ownCpuSecondsSince(runnerCpuBefore);
-    const motoCpuAfter = processCpuSeconds(direct.motoPid);
-    if (totals.functionErrors.length > 0) throw new Error(`function errors while backing up the ${encoding} file: ${totals.functionErrors.slice(0, 3).join('; ')}`);
-    if (!done) throw new Error(`the ${encoding} file was not backed up within ${totals.cycles} cycles`);
-    const downloader = service.functions.downloader.stats;
-    const endpointStats = endpoint.stats();
-    const downloaderWorkSeconds = downloader.durationMsTotal / 1000;
-    const downloaderCpuSeconds = downloader.cpuMsTotal / 1000;
-    log(
-      `  backed up in ${downloaderWorkSeconds.toFixed(1)} s of downloader work, ${downloaderCpuSeconds.toFixed(1)} s of its CPU ` +
-        `(${endToEndSeconds.toFixed(1)} s end to end)`,
-    );
-    const rawAfter = await measureRaw('after the backup');
-    const rawMbPerSecond = (raw.mbPerSecond + rawAfter.mbPerSecond) / 2;
-
-    log(`[bench] ${encoding}: verifying the stored objects against the file`);
-    const verifyStarted = Date.now();
-    const verification = await verifyBackup({
-      s3: direct.clients.s3,
-      ledger: direct.clients.ledger,
-      bucket: resources.bucket,
-      ledgerTable: resources.ledgerTable,
-      files: [{ instance: SINGLE_INSTANCE, logFileName: SINGLE_FILE, path }],
+    const runs = backups.map((backup, index) => {
+      const rawMbPerSecond = ((rates[index] as ClientServeRate).mbPerSecond + (rates[index + 1] as ClientServeRate).mbPerSecond) / 2;
+      return { index, rawMbPerSecond, ratio: backup.pipeline.mbPerSecond / rawMbPerSecond };
     });
-    const verifySeconds = (Date.now() - verifyStarted) / 1000;
+    const byRatio = [...runs].sort((a, b) => a.ratio - b.ratio);
+    const chosen = byRatio[Math.floor((byRatio.length - 1) / 2)] as (typeof runs)[number];
+    const median = backups[chosen.index] as BackupRun;
+    const worstMemory = backups.reduce((worst, backup) => (backup.memory.growthMiB > worst.memory.growthMiB ? backup : worst)).memory;
+    const failed = backups.find((backup) => !backup.verification.ok);
+
     // After the verification: the reference object lies outside logs/, but it is not the pipeline's.
-    const maxObjectBytes = Number(resources.resolve(session.definition.functions.downloader.environment[ENV.maxObjectBytes]));
-    const putReference = await measurePut(direct, resources.bucket, path, Math.min(fileBytes, maxObjectBytes));
+    const maxObjectBytes = Number(session.resources.resolve(session.definition.functions.downloader.environment[ENV.maxObjectBytes]));
+    const putReference = await measurePut(direct, median.bucket, path, Math.min(fileBytes, maxObjectBytes));
     putReference.estimatedPutSeconds = round(fileBytes / MB / putReference.mbPerSecond, 1);
     log(`  reference PUT to moto: ${formatBytes(putReference.objectBytes)} in ${putReference.seconds} s = ${putReference.mbPerSecond} MB/s`);
     let cpu: SingleFileResult['cpu'];
-    if (motoCpuBefore !== undefined && motoCpuAfter !== undefined) {
+    if (median.cpuParts) {
+      const parts = median.cpuParts;
       const cores = availableParallelism();
-      const parts = {
-        downloaderSeconds: downloaderCpuSeconds,
-        endpointAndRunnerSeconds: runnerCpuSeconds,
-        motoSeconds: motoCpuAfter - motoCpuBefore,
-      };
       const ceilingSeconds = (parts.downloaderSeconds + parts.endpointAndRunnerSeconds + parts.motoSeconds) / cores;
       cpu = {
         downloaderSeconds: round(parts.downloaderSeconds, 2),
@@ -580,49 +654,36 @@ async function singleFilePhase(
         motoSeconds: round(parts.motoSeconds, 2),
         cores,
         ceilingSeconds: round(ceilingSeconds, 2),
-        ceilingRatio: round(fileBytes / MB / ceilingSeconds / rawMbPerSecond, 2),
+        ceilingRatio: round(fileBytes / MB / ceilingSeconds / chosen.rawMbPerSecond, 2),
       };
       log(
-        `  CPU of the backup: downloader ${cpu.downloaderSeconds} s, endpoint + runner ${cpu.endpointAndRunnerSeconds} s, moto ${cpu.motoSeconds} s ` +
+        `  CPU of the median backup: downloader ${cpu.downloaderSeconds} s, endpoint + runner ${cpu.endpointAndRunnerSeconds} s, moto ${cpu.motoSeconds} s ` +
           `-> at least ${cpu.ceilingSeconds} s on ${cores} cores: the ratio cannot exceed ${cpu.ceilingRatio} here`,
       );
     }
+    log(`  ratios, backup by backup: ${runs.map((run) => run.ratio.toFixed(2)).join(', ')}; median: backup ${chosen.index + 1}`);
     return {
       encoding,
       fileBytes,
       generateSeconds: round(generateSeconds, 1),
-      raw,
-      rawAfter,
-      rawMbPerSecond: round(rawMbPerSecond, 2),
-      pipeline: {
-        cycles: totals.cycles,
-        downloaderWorkSeconds: round(downloaderWorkSeconds, 2),
-        downloaderCpuSeconds: round(downloaderCpuSeconds, 2),
-        endToEndSeconds: round(endToEndSeconds, 2),
-        mbPerSecond: round(fileBytes / MB / downloaderWorkSeconds, 2),
-        passes: totals.delivered,
-        downloaderInvocations: downloader.invocations,
-        portionCalls: endpointStats.calls.DownloadDBLogFilePortion ?? 0,
-        bytesServed: endpointStats.bytesServed,
-      },
-      memory: {
-        baselineMiB: kib(downloader.peakRssGrowthBaselineKb),
-        peakMiB: kib(downloader.peakRssKb),
-        growthMiB: kib(downloader.peakRssGrowthKb),
-        peakSampleGrowth: downloader.peakSampleGrowth,
-        peakExcludesInit: downloader.peakRssExcludesInit,
-      },
+      raw: rates[chosen.index] as ClientServeRate,
+      rawAfter: rates[chosen.index + 1] as ClientServeRate,
+      rawMbPerSecond: round(chosen.rawMbPerSecond, 2),
+      runs: runs.map((run, index) => ({
+        ratio: round(run.ratio, 3),
+        pipelineMbPerSecond: (backups[index] as BackupRun).pipeline.mbPerSecond,
+        rawMbPerSecond: round(run.rawMbPerSecond, 2),
+      })),
+      pipeline: median.pipeline,
+      memory: worstMemory,
       putReference,
       cpu,
-      verification: {
-        ok: verification.ok,
-        seconds: round(verifySeconds, 1),
-        problems: verification.totals.problems,
-        lines: reportLines(verification),
+      verification: failed?.verification ?? {
+        ...median.verification,
+        seconds: round(backups.reduce((sum, backup) => sum + backup.verification.seconds, 0), 1),
       },
     };
   } finally {
-    await service?.close();
     await endpoint.close();
     rmSync(logsDir, { recursive: true, force: true });
   }
@@ -738,7 +799,7 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
         name: `downloader RSS growth, ${formatBytes(run.fileBytes)} file`,
         value: run.memory.growthMiB,
         measured:
-          `${run.memory.growthMiB} MiB (after init ${run.memory.baselineMiB} -> peak ${run.memory.peakMiB} MiB; ` +
+          `${run.memory.growthMiB} MiB (the most of ${run.runs.length} backups; after init ${run.memory.baselineMiB} -> peak ${run.memory.peakMiB} MiB; ` +
           `${composition(run.memory.peakSampleGrowth)}; the raw-serve-rate client reading the same file: ` +
           `+${kib(run.raw.maxRssKb - run.raw.rssBeforeKb)} MiB, ${composition(run.raw.peakSampleGrowth)})` +
           (run.memory.peakExcludesInit && run.raw.peakRssReset ? '' : ' [peak RSS could not be reset: it includes init]'),
@@ -771,7 +832,8 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
         name: `pipeline ÷ raw serve rate, ${formatBytes(run.fileBytes)} file`,
         value: ratio,
         measured:
-          `${ratio.toFixed(2)} (${run.pipeline.mbPerSecond.toFixed(1)} ÷ ${run.rawMbPerSecond.toFixed(1)} MB/s, ` +
+          `${ratio.toFixed(2)} (median of ${run.runs.length} backups: ${run.runs.map((each) => each.ratio.toFixed(2)).join(', ')}; ` +
+          `${run.pipeline.mbPerSecond.toFixed(1)} ÷ ${run.rawMbPerSecond.toFixed(1)} MB/s, ` +
           `the raw rate before and after the backup: ${run.raw.mbPerSecond.toFixed(1)}, ${run.rawAfter.mbPerSecond.toFixed(1)}; ` +
           (oneObject ? `one object, so read then PUT: ≈ ${oneObjectExpected.toFixed(2)} expected; ` : '') +
           `PUTs to moto at ${run.putReference.mbPerSecond} MB/s ≈ ${run.putReference.estimatedPutSeconds} of its ${run.pipeline.downloaderWorkSeconds.toFixed(1)} s; ` +
@@ -786,7 +848,8 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
           'Pipeline: file bytes ÷ the summed duration of the downloader invocations that backed it up (pages, SHA-256, spool, checksummed ' +
           'PUT to moto, ledger writes). Raw: @aws-sdk/client-rds configured as the downloader\'s (LogFileData fast path, pages released), in its own ' +
           'process with the downloader\'s NODE_OPTIONS, reading the same file through the same endpoint (Marker "0", loop on AdditionalDataPending), pages counted and released; ' +
-          'measured just before and just after the backup, and the ratio divides by their mean (this machine\'s speed drifts by ±15 % between runs). ' +
+          'measured just before and just after each backup, and the ratio divides by their mean (this machine\'s speed drifts by ±15 % between runs). ' +
+          'The file is backed up --throughput-runs times (fresh bucket, ledger and functions each time), alternating with raw reads; the figure is the median backup\'s ratio, and its details are that backup\'s. ' +
           'A file no larger than MAX_OBJECT_BYTES is one object, whose PUT can only start after its last page: reading at the raw rate, then one PUT at the reference rate, is the ratio such a pass can be expected to reach. ' +
           'Context: one PUT of a MAX_OBJECT_BYTES object to the same ' +
           'moto, timed, gives the share of the work that is storing rather than reading; the two processes\' CPU time (user + system, GC ' +
@@ -914,6 +977,7 @@ async function main(): Promise<number> {
         rotateSize: options.rotateSize,
         largeBytes: options.largeBytes,
         cdataBytes: options.cdataBytes,
+        throughputRuns: options.throughputRuns,
         initRuns: options.initRuns,
       },
       verificationOk,
