@@ -398,13 +398,27 @@ async function idlePhase(session: LabSession, counter: AwsCallCounter): Promise<
 
 // ---- Figures 3 and 4: one large file through the real downloader ------------------------------------
 
+/** A reader's time per page: the endpoint's answering (arrival to answer sent) and everything else. */
+interface PageTimeSplit {
+  endpointMs: number;
+  clientMs: number;
+}
+
+function splitPageTime(seconds: number, stats: EndpointStats): PageTimeSplit {
+  const pages = Math.max(1, stats.downloadPages);
+  const endpointMs = stats.downloadServiceMs / pages;
+  return { endpointMs: round(endpointMs, 2), clientMs: round((seconds * 1000) / pages - endpointMs, 2) };
+}
+
+type RawRead = ClientServeRate & { perPage: PageTimeSplit };
+
 interface SingleFileResult {
   encoding: 'escaped' | 'cdata';
   fileBytes: number;
   generateSeconds: number;
   /** The raw serve rate measured just before the backup, and just after it. */
-  raw: ClientServeRate;
-  rawAfter: ClientServeRate;
+  raw: RawRead;
+  rawAfter: RawRead;
   /** Their mean: what the ratio divides by, so that a slower or faster spell of the machine weighs on both. */
   rawMbPerSecond: number;
   /** Every backup's ratio; `raw`, `rawAfter`, `pipeline` and `cpu` are the median run's. */
@@ -422,6 +436,8 @@ interface SingleFileResult {
     downloaderInvocations: number;
     portionCalls: number;
     bytesServed: number;
+    /** Its time per page: the endpoint's answering, and the rest (the downloader's, the last PUT included). */
+    perPage: PageTimeSplit;
   };
   /** The run whose memory grew most. */
   memory: { baselineMiB: number; peakMiB: number; growthMiB: number; peakSampleGrowth?: MemorySnapshot; peakExcludesInit: boolean };
@@ -532,9 +548,11 @@ async function backUpOnce(
     const endpointStats = endpoint.stats();
     const downloaderWorkSeconds = downloader.durationMsTotal / 1000;
     const downloaderCpuSeconds = downloader.cpuMsTotal / 1000;
+    const perPage = splitPageTime(downloaderWorkSeconds, endpointStats);
     log(
       `  backed up in ${downloaderWorkSeconds.toFixed(1)} s of downloader work = ${(fileBytes / MB / downloaderWorkSeconds).toFixed(1)} MB/s, ` +
-        `${downloaderCpuSeconds.toFixed(1)} s of its CPU (${endToEndSeconds.toFixed(1)} s end to end)`,
+        `${downloaderCpuSeconds.toFixed(1)} s of its CPU (${endToEndSeconds.toFixed(1)} s end to end); ` +
+        `per page: endpoint ${perPage.endpointMs} ms + downloader ${perPage.clientMs} ms`,
     );
 
     const verifyStarted = Date.now();
@@ -558,6 +576,7 @@ async function backUpOnce(
         downloaderInvocations: downloader.invocations,
         portionCalls: endpointStats.calls.DownloadDBLogFilePortion ?? 0,
         bytesServed: endpointStats.bytesServed,
+        perPage,
       },
       memory: {
         baselineMiB: kib(downloader.peakRssGrowthBaselineKb),
@@ -613,12 +632,17 @@ async function singleFilePhase(
     logDataEncoding: encoding,
   });
   try {
-    const measureRaw = async (when: string): Promise<ClientServeRate> => {
+    const measureRaw = async (when: string): Promise<RawRead> => {
       log(`[bench] ${encoding}: raw serve rate ${when} (the SDK client in its own process, as fast as it can)`);
+      endpoint.resetStats();
       const rate = await runServeRateClient(session, endpoint.url, dir);
       if (rate.bytes !== fileBytes) throw new Error(`the serve-rate client read ${rate.bytes} bytes of a ${fileBytes}-byte file`);
-      log(`  ${formatBytes(rate.bytes)} in ${rate.seconds.toFixed(1)} s = ${rate.mbPerSecond.toFixed(1)} MB/s, ${rate.calls} calls, ${rate.cpuSeconds.toFixed(1)} s of the client's CPU`);
-      return rate;
+      const perPage = splitPageTime(rate.seconds, endpoint.stats());
+      log(
+        `  ${formatBytes(rate.bytes)} in ${rate.seconds.toFixed(1)} s = ${rate.mbPerSecond.toFixed(1)} MB/s, ${rate.calls} calls, ${rate.cpuSeconds.toFixed(1)} s of the client's CPU; ` +
+          `per page: endpoint ${perPage.endpointMs} ms + client ${perPage.clientMs} ms`,
+      );
+      return { ...rate, perPage };
     };
     const rates = [await measureRaw('before the first backup')];
     const backups: BackupRun[] = [];
@@ -629,7 +653,7 @@ async function singleFilePhase(
       rates.push(await measureRaw(`after backup ${run}`));
     }
     const runs = backups.map((backup, index) => {
-      const rawMbPerSecond = ((rates[index] as ClientServeRate).mbPerSecond + (rates[index + 1] as ClientServeRate).mbPerSecond) / 2;
+      const rawMbPerSecond = ((rates[index] as RawRead).mbPerSecond + (rates[index + 1] as RawRead).mbPerSecond) / 2;
       return { index, rawMbPerSecond, ratio: backup.pipeline.mbPerSecond / rawMbPerSecond };
     });
     const byRatio = [...runs].sort((a, b) => a.ratio - b.ratio);
@@ -666,8 +690,8 @@ async function singleFilePhase(
       encoding,
       fileBytes,
       generateSeconds: round(generateSeconds, 1),
-      raw: rates[chosen.index] as ClientServeRate,
-      rawAfter: rates[chosen.index + 1] as ClientServeRate,
+      raw: rates[chosen.index] as RawRead,
+      rawAfter: rates[chosen.index + 1] as RawRead,
       rawMbPerSecond: round(chosen.rawMbPerSecond, 2),
       runs: runs.map((run, index) => ({
         ratio: round(run.ratio, 3),
@@ -835,6 +859,8 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
           `${ratio.toFixed(2)} (median of ${run.runs.length} backups: ${run.runs.map((each) => each.ratio.toFixed(2)).join(', ')}; ` +
           `${run.pipeline.mbPerSecond.toFixed(1)} ÷ ${run.rawMbPerSecond.toFixed(1)} MB/s, ` +
           `the raw rate before and after the backup: ${run.raw.mbPerSecond.toFixed(1)}, ${run.rawAfter.mbPerSecond.toFixed(1)}; ` +
+          `per page: endpoint ${run.pipeline.perPage.endpointMs} + downloader ${run.pipeline.perPage.clientMs} ms vs endpoint ` +
+          `${run.raw.perPage.endpointMs} + client ${run.raw.perPage.clientMs} ms before; ` +
           (oneObject ? `one object, so read then PUT: ≈ ${oneObjectExpected.toFixed(2)} expected; ` : '') +
           `PUTs to moto at ${run.putReference.mbPerSecond} MB/s ≈ ${run.putReference.estimatedPutSeconds} of its ${run.pipeline.downloaderWorkSeconds.toFixed(1)} s; ` +
           `CPU: downloader ${run.pipeline.downloaderCpuSeconds.toFixed(1)} s, raw client ${run.raw.cpuSeconds.toFixed(1)} s` +
@@ -854,6 +880,8 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
           'Context: one PUT of a MAX_OBJECT_BYTES object to the same ' +
           'moto, timed, gives the share of the work that is storing rather than reading; the two processes\' CPU time (user + system, GC ' +
           'threads included) shows what the downloader does beyond reading, on the same two cores as the endpoint and moto. ' +
+          'Per page: the endpoint sums the time from each page request\'s arrival to its answer being sent; the rest of the reader\'s time per page is the reader\'s ' +
+          '(parsing, and for the downloader hashing, spooling, its PUTs and ledger writes, as far as they hold up the next request). ' +
           'Ceiling: all CPU the backup took (the downloader\'s invocations, this process serving RDS and running the Lambda ' +
           'service, moto from /proc) from the schedule tick to DONE, spread over every core, is the least time it could take; ' +
           'file bytes ÷ that time ÷ the raw rate bounds the ratio on this machine.',

@@ -666,6 +666,24 @@ describe('faults and admin API', () => {
     expect(Date.now() - began).toBeGreaterThanOrEqual(140);
   });
 
+  test('the time spent answering pages is summed, latency included, and only for pages', async () => {
+    const endpoint = await start(oneInstance(fixtureDir('logs', { [FILE]: MARIADB_RECORD }), { faults: { latencyMs: 60 } }));
+    const client = rds(endpoint);
+    await client.send(new DescribeDBLogFilesCommand({ DBInstanceIdentifier: 'writer' }));
+    expect(endpoint.stats().downloadServiceMs).toBe(0);
+
+    const began = performance.now();
+    await download(client, 'writer', FILE, '0');
+    await download(client, 'writer', FILE, '0');
+    const elapsed = performance.now() - began;
+    const { downloadServiceMs, downloadPages } = endpoint.stats();
+    expect(downloadPages).toBe(2);
+    expect(downloadServiceMs).toBeGreaterThanOrEqual(2 * 60 - 2);
+    expect(downloadServiceMs).toBeLessThanOrEqual(elapsed);
+    endpoint.resetStats();
+    expect(endpoint.stats().downloadServiceMs).toBe(0);
+  });
+
   test('admin API: faults, stats and files over HTTP', async () => {
     const endpoint = await start(oneInstance(fixtureDir('logs', { [FILE]: MARIADB_RECORD })));
     const client = rds(endpoint);

@@ -70,6 +70,7 @@ function emptyStats(): EndpointStats {
     throttled: 0,
     bytesServed: 0,
     downloadPages: 0,
+    downloadServiceMs: 0,
     truncatedPages: 0,
     unrepresentablePages: 0,
     invalidUtf8Pages: 0,
@@ -251,6 +252,7 @@ export async function startRdsLogEndpoint(options: RdsLogEndpointOptions): Promi
   }
 
   async function handleRdsCall(request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
+    const arrived = performance.now();
     const requestId = randomUUID();
     try {
       const form = request.method === 'POST' ? new URLSearchParams(await readBody(request)) : url.searchParams;
@@ -269,6 +271,7 @@ export async function startRdsLogEndpoint(options: RdsLogEndpointOptions): Promi
       }
       const result = await dispatch(action, params);
       send(response, 200, 'text/xml', successBody(action, result, requestId), requestId);
+      if (action === 'DownloadDBLogFilePortion') stats.downloadServiceMs += performance.now() - arrived;
     } catch (error) {
       if (error instanceof RdsApiError) {
         countError(error.code);

@@ -178,6 +178,12 @@ export interface EndpointStats {
   bytesServed: number;
   /** Successful DownloadDBLogFilePortion answers. */
   downloadPages: number;
+  /**
+   * Milliseconds from each successful DownloadDBLogFilePortion request reaching the endpoint to its
+   * answer being handed to the socket, summed: divided by the pages and compared with a client's time
+   * per page, it tells the endpoint's share of that time from the client's.
+   */
+  downloadServiceMs: number;
   /** Pages that ended with the truncation text (over-long line or the truncate fault). */
   truncatedPages: number;
   /**
