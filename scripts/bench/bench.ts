@@ -111,6 +111,11 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
     if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${name} must be a positive number, got "${raw}"`);
     return value;
   };
+  const count = (name: string, raw: string | undefined, fallback: number): number => {
+    const value = positive(name, raw, fallback);
+    if (!Number.isInteger(value)) throw new UsageError(`--${name} must be a whole number, got "${raw}"`);
+    return value;
+  };
   return {
     growthSeconds: positive('growth-seconds', values['growth-seconds'], 40),
     cycleIntervalMs: positive('cycle-interval', values['cycle-interval'], 2) * 1000,
@@ -118,8 +123,8 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
     catchUpTimeoutMs: positive('catch-up-timeout', values['catch-up-timeout'], 180) * 1000,
     largeBytes: Math.round(positive('large-mib', values['large-mib'], 1024) * MIB),
     cdataBytes: Math.round(positive('cdata-mib', values['cdata-mib'], 100) * MIB),
-    throughputRuns: Math.round(positive('throughput-runs', values['throughput-runs'], 3)),
-    initRuns: Math.round(positive('init-runs', values['init-runs'], 9)),
+    throughputRuns: count('throughput-runs', values['throughput-runs'], 3),
+    initRuns: count('init-runs', values['init-runs'], 9),
     out: resolve(values.out ?? join(REPO_ROOT, 'bench-results', 'bench.json')),
     workDir: resolve(values.workdir ?? join(REPO_ROOT, 'bench-results', 'work')),
     keep: values.keep ?? false,
