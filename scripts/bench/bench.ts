@@ -23,7 +23,7 @@ import { sleep } from '../local-lab/net';
 import { preflight, PreflightError } from '../local-lab/preflight';
 import { beginRun, parseCommandLine } from '../local-lab/processes';
 import { formatBytes, formatDuration, reportLines } from '../local-lab/progress';
-import { EndpointStats, startRdsLogEndpoint } from '../local-lab/rds-endpoint';
+import { EndpointStats, RdsLogEndpoint, startRdsLogEndpoint } from '../local-lab/rds-endpoint';
 import { writeSyntheticAuditLog } from '../local-lab/rds-endpoint/serve-rate';
 import { LAB_ACCOUNT_ID } from '../local-lab/runner/events';
 import type { FunctionStats } from '../local-lab/runner/lambda-function';
@@ -515,7 +515,7 @@ interface BackupRun {
 async function backUpOnce(
   session: LabSession,
   direct: DirectAws,
-  endpoint: { url: string; stats(): EndpointStats; resetStats(): void },
+  endpoint: Pick<RdsLogEndpoint, 'url' | 'stats' | 'resetStats'>,
   file: { encoding: 'escaped' | 'cdata'; workDir: string; path: string; bytes: number; run: number },
 ): Promise<BackupRun> {
   const { encoding, path, bytes: fileBytes } = file;
