@@ -29,8 +29,12 @@ export interface PipelineConfig {
   readonly excludeInstances: readonly string[];
   /** Keep the backup bucket and the ledger when the stack is deleted. */
   readonly retainPipelineData: boolean;
-  /** Caps parallel RDS log downloads: the RDS API budget is shared account-wide. */
-  readonly downloaderReservedConcurrency: number;
+  /**
+   * Caps parallel RDS log downloads: the RDS API budget is shared account-wide. Undefined (context value
+   * `none`): nothing reserved, for accounts whose Lambda concurrency quota leaves nothing to reserve
+   * (new accounts often have 10); the stream's shards (one batch each) then bound the downloads.
+   */
+  readonly downloaderReservedConcurrency?: number;
   /** Retention of the pipeline's CloudWatch log groups. */
   readonly logRetentionDays: logs.RetentionDays;
   /** Object Lock mode of the evidence bucket; undefined: GOVERNANCE when data is retained, else OFF. */
@@ -193,14 +197,27 @@ function toInteger(value: unknown): number {
   return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN;
 }
 
+/** `value` as a whole number from `min` to `max`, or a problem that lists `accepted`. */
+function integerInRange(key: string, value: unknown, min: number, max: number, accepted: string): number {
+  const number = toInteger(value);
+  if (!Number.isInteger(number)) throw problem(key, `expected an integer, got ${describe(value)}`, accepted);
+  if (number < min || number > max) throw problem(key, `${number} is out of range`, accepted);
+  return number;
+}
+
 function integerFrom(min: number, max: number): (key: string, value: unknown) => number {
-  return (key, value) => {
-    const accepted = `an integer from ${min} to ${max}`;
-    const number = toInteger(value);
-    if (!Number.isInteger(number)) throw problem(key, `expected an integer, got ${describe(value)}`, accepted);
-    if (number < min || number > max) throw problem(key, `${number} is out of range`, accepted);
-    return number;
-  };
+  return (key, value) => integerInRange(key, value, min, max, `an integer from ${min} to ${max}`);
+}
+
+/** The context value that reserves no concurrency for the downloader. */
+const NO_RESERVED_CONCURRENCY = 'none';
+
+/** Reserved concurrency: a whole number in range, or `none` (undefined: nothing reserved). */
+function reservedConcurrency(min: number, max: number): (key: string, value: unknown) => number | undefined {
+  return (key, value) =>
+    value === NO_RESERVED_CONCURRENCY
+      ? undefined
+      : integerInRange(key, value, min, max, `an integer from ${min} to ${max}, or "${NO_RESERVED_CONCURRENCY}" (nothing reserved)`);
 }
 
 /** A list given as a JSON array of strings or as one comma-separated string ("" is the empty list). */
@@ -429,7 +446,7 @@ export function parseConfig(raw: Record<string, unknown>): AppConfig {
     includeInstances: readPipeline('includeInstances', parseInstanceIdentifiers, [...defaults.includeInstances]),
     excludeInstances: readPipeline('excludeInstances', parseInstanceIdentifiers, [...defaults.excludeInstances]),
     retainPipelineData: readPipeline('retainPipelineData', parseBoolean, defaults.retainPipelineData),
-    downloaderReservedConcurrency: readPipeline('downloaderReservedConcurrency', integerFrom(1, 100), defaults.downloaderReservedConcurrency),
+    downloaderReservedConcurrency: readPipeline('downloaderReservedConcurrency', reservedConcurrency(1, 100), defaults.downloaderReservedConcurrency),
     logRetentionDays: readPipeline('logRetentionDays', parseLogRetention, defaults.logRetentionDays),
     objectLockMode: readPipeline<ObjectLockMode | undefined>('objectLockMode', oneOf(OBJECT_LOCK_MODES), undefined),
     retentionDays: readPipeline('retentionDays', integerFrom(1, MAX_RETENTION_DAYS), defaults.retentionDays),

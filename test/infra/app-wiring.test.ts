@@ -42,3 +42,12 @@ describe('createStacks hands the pipeline config to BackupPipelineStack', () => 
     template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: METRICS.backupLagSeconds, Threshold: 45 * 60 });
   });
 });
+
+describe('pipeline.downloaderReservedConcurrency=none', () => {
+  test('leaves every pipeline function unreserved, for accounts with a low concurrency quota', () => {
+    const { stacks } = buildTestApp({ 'pipeline.downloaderReservedConcurrency': 'none' });
+    const functions = Template.fromStack(stacks.backupPipeline).findResources('AWS::Lambda::Function');
+    expect(Object.keys(functions).length).toBeGreaterThan(0);
+    for (const fn of Object.values(functions)) expect(fn.Properties?.ReservedConcurrentExecutions).toBeUndefined();
+  });
+});

@@ -133,6 +133,15 @@ describe('parseConfig accepts strings from -c and JSON from cdk.json', () => {
     expect(config.pipeline.downloaderReservedConcurrency).toBe(3);
   });
 
+  test('"none" reserves no downloader concurrency, flat or in the section', () => {
+    expect(parseConfig({}).pipeline.downloaderReservedConcurrency).toBe(2);
+    expect(parseConfig({ 'pipeline.downloaderReservedConcurrency': 'none' }).pipeline.downloaderReservedConcurrency).toBeUndefined();
+    expect(parseConfig({ pipeline: { downloaderReservedConcurrency: 'none' } }).pipeline.downloaderReservedConcurrency).toBeUndefined();
+    // A flat number still wins over the section's "none".
+    const flatWins = parseConfig({ pipeline: { downloaderReservedConcurrency: 'none' }, 'pipeline.downloaderReservedConcurrency': '5' });
+    expect(flatWins.pipeline.downloaderReservedConcurrency).toBe(5);
+  });
+
   test('every documented audit event is accepted', () => {
     expect(parseConfig({ auditEvents: AUDIT_EVENTS.join(',') }).auditEvents).toEqual([...AUDIT_EVENTS]);
   });
@@ -170,7 +179,8 @@ describe('parseConfig rejects bad values, naming the key and the accepted values
     ['an instance id ending in a hyphen', { 'pipeline.excludeInstances': 'db-' }, 'pipeline.excludeInstances', /single hyphens/],
     ['an instance in both lists', { pipeline: { includeInstances: ['a'], excludeInstances: ['a'] } }, 'pipeline.includeInstances"/"pipeline.excludeInstances', /disjoint/],
     ['a non-boolean retain flag', { pipeline: { retainPipelineData: 1 } }, 'pipeline.retainPipelineData', /true, false/],
-    ['no downloader concurrency', { 'pipeline.downloaderReservedConcurrency': '0' }, 'pipeline.downloaderReservedConcurrency', /1 to 100/],
+    ['no downloader concurrency', { 'pipeline.downloaderReservedConcurrency': '0' }, 'pipeline.downloaderReservedConcurrency', /1 to 100, or "none"/],
+    ['"None" for no reservation', { 'pipeline.downloaderReservedConcurrency': 'None' }, 'pipeline.downloaderReservedConcurrency', /or "none" \(nothing reserved\)/],
     ['an invalid log retention', { 'pipeline.logRetentionDays': '10' }, 'pipeline.logRetentionDays', /1, 3, 5, 7, 14, 30/],
     ['an unknown pipeline key', { pipeline: { schedule: 5 } }, 'pipeline', /scheduleRateMinutes, includeInstances/],
     ['a pipeline section that is not JSON', { pipeline: '{schedule' }, 'pipeline', /an object with keys/],
