@@ -9,12 +9,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { mkdir } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { parseOptions as parseArgs, positiveNumber, positiveWholeNumber, wholeNumberFromZero } from '../cli/args';
 import { ENV, LEDGER_ATTR, LedgerStatus } from '../../lambda/shared/contract';
 import { AwsClients, AwsEndpoint, createClients, createPipelineResources, startMoto } from '../local-lab/aws-services';
 import { LAB_AUDIT_EVENTS, LabSession, startLabSession } from '../local-lab/lab-session';
@@ -88,8 +88,6 @@ interface BenchOptions {
   region: string;
 }
 
-export class UsageError extends Error {}
-
 export function parseOptions(argv: string[]): BenchOptions | 'help' {
   const { values } = parseArgs({
     args: argv,
@@ -111,33 +109,16 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     strict: true,
   });
   if (values.help) return 'help';
-  const positive = (name: string, raw: string | undefined, fallback: number): number => {
-    if (raw === undefined) return fallback;
-    const value = Number(raw);
-    if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${name} must be a positive number, got "${raw}"`);
-    return value;
-  };
-  const count = (name: string, raw: string | undefined, fallback: number): number => {
-    const value = positive(name, raw, fallback);
-    if (!Number.isInteger(value)) throw new UsageError(`--${name} must be a whole number, got "${raw}"`);
-    return value;
-  };
-  const countFromZero = (name: string, raw: string | undefined): number => {
-    if (raw === undefined) return 0;
-    const value = Number(raw);
-    if (raw.trim() === '' || !Number.isInteger(value) || value < 0) throw new UsageError(`--${name} must be a whole number, 0 or more, got "${raw}"`);
-    return value;
-  };
   return {
-    growthSeconds: positive('growth-seconds', values['growth-seconds'], 40),
-    cycleIntervalMs: positive('cycle-interval', values['cycle-interval'], 2) * 1000,
-    rotateSize: positive('rotate-size', values['rotate-size'], 16_000_000),
-    catchUpTimeoutMs: positive('catch-up-timeout', values['catch-up-timeout'], 180) * 1000,
-    largeBytes: Math.round(positive('large-mib', values['large-mib'], 1024) * MIB),
-    cdataBytes: Math.round(positive('cdata-mib', values['cdata-mib'], 100) * MIB),
-    throughputRuns: count('throughput-runs', values['throughput-runs'], 3),
-    endpointLatencyMs: countFromZero('endpoint-latency-ms', values['endpoint-latency-ms']),
-    initRuns: count('init-runs', values['init-runs'], 9),
+    growthSeconds: positiveNumber('--growth-seconds', values['growth-seconds'], 40),
+    cycleIntervalMs: positiveNumber('--cycle-interval', values['cycle-interval'], 2) * 1000,
+    rotateSize: positiveWholeNumber('--rotate-size', values['rotate-size'], 16_000_000),
+    catchUpTimeoutMs: positiveNumber('--catch-up-timeout', values['catch-up-timeout'], 180) * 1000,
+    largeBytes: Math.round(positiveNumber('--large-mib', values['large-mib'], 1024) * MIB),
+    cdataBytes: Math.round(positiveNumber('--cdata-mib', values['cdata-mib'], 100) * MIB),
+    throughputRuns: positiveWholeNumber('--throughput-runs', values['throughput-runs'], 3),
+    endpointLatencyMs: wholeNumberFromZero('--endpoint-latency-ms', values['endpoint-latency-ms'], 0),
+    initRuns: positiveWholeNumber('--init-runs', values['init-runs'], 9),
     out: resolve(values.out ?? join(REPO_ROOT, 'bench-results', 'bench.json')),
     workDir: resolve(values.workdir ?? join(REPO_ROOT, 'bench-results', 'work')),
     keep: values.keep ?? false,

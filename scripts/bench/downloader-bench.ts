@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
+import { positiveNumber, wholeNumberFromZero } from '../cli/args';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DownloadDBLogFilePortionCommand, RDSClient } from '@aws-sdk/client-rds';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -34,25 +35,19 @@ import { FakeTable, type Item } from '../../test/lambda/support/fake-dynamodb';
 const MIB = 1024 * 1024;
 const { values: args } = parseArgs({
   options: {
-    mb: { type: 'string', default: '300' },
-    'max-object-mb': { type: 'string', default: '128' },
-    'page-kb': { type: 'string', default: '1024' },
-    'pages-per-pass': { type: 'string', default: '0' },
+    mb: { type: 'string' },
+    'max-object-mb': { type: 'string' },
+    'page-kb': { type: 'string' },
+    'pages-per-pass': { type: 'string' },
     'cut-straddling': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench-results/downloader.json' },
   },
 });
 
-function positive(name: string, raw: string | undefined, allowZero = false): number {
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) throw new Error(`--${name} must be a positive number`);
-  return value;
-}
-
-const targetBytes = Math.round(positive('mb', args.mb) * MIB);
-const maxObjectBytes = Math.round(positive('max-object-mb', args['max-object-mb']) * MIB);
-const pageLimit = Math.round(positive('page-kb', args['page-kb']) * 1024);
-const pagesPerPass = positive('pages-per-pass', args['pages-per-pass'], true);
+const targetBytes = Math.round(positiveNumber('--mb', args.mb, 300) * MIB);
+const maxObjectBytes = Math.round(positiveNumber('--max-object-mb', args['max-object-mb'], 128) * MIB);
+const pageLimit = Math.round(positiveNumber('--page-kb', args['page-kb'], 1024) * 1024);
+const pagesPerPass = wholeNumberFromZero('--pages-per-pass', args['pages-per-pass'], 0);
 const cutStraddling = args['cut-straddling'] ?? false;
 
 /** Deterministic audit-like lines (sysbench statements, a few long INSERTs), generated on demand. */

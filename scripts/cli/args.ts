@@ -22,3 +22,26 @@ export function parseOptions<T extends ParseArgsConfig>(config: T): ReturnType<t
     throw error;
   }
 }
+
+/** A number option: `fallback` when absent; a usage error naming the option unless finite and above 0. */
+export function positiveNumber(option: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || value <= 0) throw new UsageError(`${option} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+/** A count option (1, 2, ...): `fallback` when absent; a usage error naming the option otherwise. */
+export function positiveWholeNumber(option: string, raw: string | undefined, fallback: number): number {
+  const value = positiveNumber(option, raw, fallback);
+  if (!Number.isInteger(value)) throw new UsageError(`${option} must be a whole number, got "${raw}"`);
+  return value;
+}
+
+/** A count option that may be 0: `fallback` when absent; a usage error naming the option otherwise. */
+export function wholeNumberFromZero(option: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(value) || value < 0) throw new UsageError(`${option} must be a whole number, 0 or more, got "${raw}"`);
+  return value;
+}

@@ -9,7 +9,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { UsageError } from './args';
 
-export { parseOptions, UsageError } from './args';
+export { parseOptions, positiveNumber, UsageError } from './args';
 
 /** 0: clean; 1: findings / integrity failure; 2: usage or infrastructure error. */
 export const EXIT = { ok: 0, findings: 1, error: 2 } as const;
@@ -22,13 +22,6 @@ export interface CliIo {
 }
 
 export const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env };
-
-export function positiveNumber(name: string, raw: string | undefined, fallback: number): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`${name} must be a positive number, got '${raw}'`);
-  return value;
-}
 
 /** An option, else its environment variable, else a usage error naming both. */
 export function optionOrEnv(io: CliIo, value: string | undefined, option: string, envName: string): string {

@@ -4,9 +4,9 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { LEDGER_ATTR } from '../../lambda/shared/contract';
+import { parseOptions as parseArgs, positiveNumber, positiveWholeNumber, UsageError } from '../cli/args';
 import { LAB_CREDENTIALS } from './aws-services';
 import { deadLetterQueueUrls, LabSession, startLabSession } from './lab-session';
 import { MAX_AUDIT_FILE_ROTATIONS } from './mariadb';
@@ -74,15 +74,6 @@ interface LabOptions {
   auditTest: boolean;
 }
 
-class UsageError extends Error {}
-
-function positive(name: string, raw: string | undefined, fallback: number): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${name} must be a positive number, got "${raw}"`);
-  return value;
-}
-
 function role(raw: string, option: string): FunctionRole {
   if (!(FUNCTION_ROLES as readonly string[]).includes(raw)) throw new UsageError(`${option}: unknown function "${raw}" (${FUNCTION_ROLES.join(', ')})`);
   return raw as FunctionRole;
@@ -126,8 +117,8 @@ export function parseLabOptions(argv: string[]): LabOptions | 'help' {
     if (!match?.[1] || !match[2] || match[3] === undefined) throw new UsageError(`--env takes ROLE:NAME=VALUE, got "${entry}"`);
     (envOverrides[role(match[1], '--env')] ??= {})[match[2]] = match[3];
   }
-  const rotations = positive('rotations', values.rotations, MAX_AUDIT_FILE_ROTATIONS);
-  if (!Number.isInteger(rotations) || rotations > MAX_AUDIT_FILE_ROTATIONS) {
+  const rotations = positiveWholeNumber('--rotations', values.rotations, MAX_AUDIT_FILE_ROTATIONS);
+  if (rotations > MAX_AUDIT_FILE_ROTATIONS) {
     throw new UsageError(`--rotations must be an integer from 1 to ${MAX_AUDIT_FILE_ROTATIONS}`);
   }
   const reconcileEvery = values['reconcile-every'];
@@ -137,16 +128,16 @@ export function parseLabOptions(argv: string[]): LabOptions | 'help' {
   const rdsEndpointUrl = values['rds-endpoint'] ?? process.env.AWS_ENDPOINT_URL_RDS;
   const awsEndpointUrl = values['aws-endpoint'] ?? process.env.AWS_ENDPOINT_URL;
   return {
-    durationSeconds: positive('duration', values.duration, 60),
-    cycleIntervalMs: positive('cycle-interval', values['cycle-interval'], 5) * 1000,
+    durationSeconds: positiveNumber('--duration', values.duration, 60),
+    cycleIntervalMs: positiveNumber('--cycle-interval', values['cycle-interval'], 5) * 1000,
     ...(reconcileEvery !== undefined ? { reconcileEveryCycles: Number(reconcileEvery) } : {}),
-    catchUpTimeoutMs: positive('catch-up-timeout', values['catch-up-timeout'], 300) * 1000,
+    catchUpTimeoutMs: positiveNumber('--catch-up-timeout', values['catch-up-timeout'], 300) * 1000,
     workDir: resolve(values.workdir ?? join(REPO_ROOT, '.lab')),
     keep: values.keep ?? false,
-    threads: positive('threads', values.threads, 2),
-    tables: positive('tables', values.tables, 2),
-    tableSize: positive('table-size', values['table-size'], 5000),
-    rotateSize: positive('rotate-size', values['rotate-size'], 1_000_000),
+    threads: positiveWholeNumber('--threads', values.threads, 2),
+    tables: positiveWholeNumber('--tables', values.tables, 2),
+    tableSize: positiveWholeNumber('--table-size', values['table-size'], 5000),
+    rotateSize: positiveWholeNumber('--rotate-size', values['rotate-size'], 1_000_000),
     rotations,
     region: values.region ?? process.env.AWS_REGION ?? 'us-east-1',
     ...(rdsEndpointUrl ? { rdsEndpointUrl } : {}),

@@ -1,4 +1,5 @@
-import { parseOptions, UsageError } from '../../scripts/bench/bench';
+import { parseOptions } from '../../scripts/bench/bench';
+import { UsageError } from '../../scripts/cli/args';
 
 function options(...argv: string[]) {
   const parsed = parseOptions(argv);

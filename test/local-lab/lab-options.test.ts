@@ -1,4 +1,5 @@
 import { parseLabOptions } from '../../scripts/local-lab/lab';
+import { UsageError } from '../../scripts/cli/args';
 
 describe('npm run lab options', () => {
   it('takes the reconcile cadence in cycles (0: only the final run) and leaves the default to the service', () => {
@@ -14,5 +15,18 @@ describe('npm run lab options', () => {
       timeouts: { reconciler: 30000 },
     });
     expect(() => parseLabOptions(['--env', 'verifier:X=1'])).toThrow(/unknown function "verifier" \(scanner, detector, downloader, reconciler\)/);
+  });
+});
+
+describe('npm run lab number options', () => {
+  it('refuses fractional counts that sysbench and MariaDB would reject later, naming the option', () => {
+    expect(parseLabOptions(['--threads', '4', '--rotate-size', '500000'])).toMatchObject({ threads: 4, rotateSize: 500_000 });
+    expect(() => parseLabOptions(['--threads', '2.5'])).toThrow('--threads must be a whole number, got "2.5"');
+    expect(() => parseLabOptions(['--table-size', '0'])).toThrow('--table-size must be a positive number, got "0"');
+    expect(() => parseLabOptions(['--rotations', '1.5'])).toThrow('--rotations must be a whole number, got "1.5"');
+  });
+
+  it('reports an unknown option as a usage error', () => {
+    expect(() => parseLabOptions(['--durations', '5'])).toThrow(UsageError);
   });
 });

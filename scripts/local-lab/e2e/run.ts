@@ -7,6 +7,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { positiveNumber } from '../../cli/args';
 import { startMoto } from '../aws-services';
 import { findExecutable, preflight, PreflightError } from '../preflight';
 import { installCleanupHandlers, ProcessRegistry } from '../processes';
@@ -150,9 +151,11 @@ async function main(): Promise<number> {
     process.stderr.write(`unknown scenario(s): ${unknown.join(', ')} (see --list)\n`);
     return 2;
   }
-  const timeoutFactor = Number(values['timeout-factor'] ?? 1);
-  if (!Number.isFinite(timeoutFactor) || timeoutFactor <= 0) {
-    process.stderr.write(`--timeout-factor must be a positive number, got "${values['timeout-factor']}"\n`);
+  let timeoutFactor: number;
+  try {
+    timeoutFactor = positiveNumber('--timeout-factor', values['timeout-factor'], 1);
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n`);
     return 2;
   }
   const scenarios = (wanted ? SCENARIOS.filter((scenario) => wanted.includes(scenario.id)) : SCENARIOS).map((scenario) => ({
