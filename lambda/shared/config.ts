@@ -50,6 +50,10 @@ export const CONFIG_DEFAULTS = {
   safetyMarginMs: 60_000,
   /** Aurora rotates audit files around 100 MB, so a file backed up in one pass is one object. */
   maxObjectBytes: 128 * MIB,
+  /** The stack's reconcile schedule runs hourly. */
+  reconcileRateMs: 60 * MINUTE_MS,
+  /** Every stored object is verified at least once a day; what changed within the day, every run. */
+  verifySweepMs: 24 * 60 * MINUTE_MS,
 } as const;
 
 export interface ScannerConfig {
@@ -84,8 +88,12 @@ export interface ReconcilerConfig {
   staleMs: number;
   /** FAILED items are re-driven once the detector's backoff for them has passed. */
   failedRetryBackoffMs: number;
-  /** Verify the objects of DONE items only when they changed this recently; undefined: every item. */
-  verifyWindowMs: number | undefined;
+  /** Scheduled runs verify the objects of DONE items that changed this recently, plus their sweep slice. */
+  verifyWindowMs: number;
+  /** Every object is verified at least once in this period, by scheduled runs in turn. */
+  verifySweepMs: number;
+  /** How often scheduled runs come (the schedule's rate). */
+  reconcileRateMs: number;
 }
 
 export function readScannerConfig(env: Env): ScannerConfig {
@@ -116,6 +124,7 @@ export function readDownloaderConfig(env: Env): DownloaderConfig {
 }
 
 export function readReconcilerConfig(env: Env): ReconcilerConfig {
+  const verifySweepMs = positiveInteger(env, ENV.verifySweepMs, CONFIG_DEFAULTS.verifySweepMs);
   return {
     ledgerTableName: required(env, ENV.ledgerTable),
     bucketName: required(env, ENV.bucket),
@@ -123,6 +132,8 @@ export function readReconcilerConfig(env: Env): ReconcilerConfig {
     excludeInstances: identifierSet(env, ENV.excludeInstances),
     staleMs: positiveInteger(env, ENV.staleClaimMs, CONFIG_DEFAULTS.staleClaimMs),
     failedRetryBackoffMs: positiveInteger(env, ENV.failedRetryBackoffMs, CONFIG_DEFAULTS.failedRetryBackoffMs),
-    verifyWindowMs: env[ENV.verifyWindowMs]?.trim() ? positiveInteger(env, ENV.verifyWindowMs, 1) : undefined,
+    verifySweepMs,
+    verifyWindowMs: positiveInteger(env, ENV.verifyWindowMs, verifySweepMs),
+    reconcileRateMs: positiveInteger(env, ENV.reconcileRateMs, CONFIG_DEFAULTS.reconcileRateMs),
   };
 }

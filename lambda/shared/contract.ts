@@ -214,11 +214,24 @@ export const ENV = {
   /** Base delay before the detector re-drives a FAILED item to PENDING (ms; doubles per attempt). */
   failedRetryBackoffMs: 'FAILED_RETRY_BACKOFF_MS',
   /**
-   * Reconciler: verify the S3 objects only of items that changed within this many ms (unset: every
-   * item). Items not DONE are always verified; the CLI verifies everything unless told otherwise.
+   * Reconciler, scheduled runs: every run verifies the S3 objects of the items that changed within
+   * this many ms (default: VERIFY_SWEEP_MS) and of every item not DONE; the older DONE items are
+   * spread over the runs of one sweep (VERIFY_SWEEP_MS). A run not started by the schedule, and the
+   * CLI unless told otherwise, verify every item.
    */
   verifyWindowMs: 'VERIFY_WINDOW_MS',
+  /** Reconciler: every stored object is verified at least once in this many ms (a rolling sweep). */
+  verifySweepMs: 'VERIFY_SWEEP_MS',
+  /** Reconciler: the schedule's rate (ms), which tells a run which part of the sweep is its own. */
+  reconcileRateMs: 'RECONCILE_RATE_MS',
 } as const;
+
+/**
+ * The reconcile schedule's input: the time the run was scheduled for (EventBridge Scheduler's
+ * `<aws.scheduler.scheduled-time>`, ISO 8601). A retried run keeps its scheduled time, so it verifies
+ * the same part of the sweep.
+ */
+export const RECONCILE_EVENT_FIELDS = { scheduledTime: 'scheduledTime' } as const;
 
 /**
  * Text RDS puts at the end of a line it cut at the 1 MB page limit (preceded by a space). A page

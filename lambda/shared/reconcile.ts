@@ -9,7 +9,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { ReconcilerConfig } from './config';
 import { LedgerStatus, type LedgerItem } from './contract';
 import { failedRetryDelayMs } from './detect';
-import { type FindingCode, type VerifyDependencies, type VerifyReport, verifyBackups } from './verify';
+import { type FindingCode, type VerifyDependencies, type VerifyReport, type VerifySweep, verifyBackups } from './verify';
 
 export interface ReconcileDependencies extends VerifyDependencies {
   logger: Logger;
@@ -19,6 +19,22 @@ export interface ReconcileDependencies extends VerifyDependencies {
 /** The invocation's remaining time (Lambda's context.getRemainingTimeInMillis). */
 export interface ReconcileBudget {
   remainingMs(): number;
+}
+
+type VerifyScopeConfig = Pick<ReconcilerConfig, 'verifyWindowMs' | 'verifySweepMs' | 'reconcileRateMs'>;
+
+/**
+ * What a run verifies. A scheduled run: the objects of items changed within the window and of items
+ * not DONE, plus one slice of the older DONE items; consecutive scheduled times take consecutive
+ * slices, so one sweep period's runs verify every object (a retried run keeps its scheduled time and
+ * slice). Any other run (no scheduled time): everything. Re-reading every object every hour would cost
+ * a HEAD per object per hour, growing with a year of retention until a run no longer fits its timeout.
+ */
+export function verifyScope(config: VerifyScopeConfig, scheduledTime: number | undefined): { windowMs?: number; sweep?: VerifySweep } {
+  if (scheduledTime === undefined) return {};
+  const slices = Math.max(1, Math.floor(config.verifySweepMs / config.reconcileRateMs));
+  const slice = Math.floor(scheduledTime / config.reconcileRateMs) % slices;
+  return { windowMs: config.verifyWindowMs, sweep: { slice, slices } };
 }
 
 export interface Redrive {
@@ -50,14 +66,16 @@ function redriveReason(item: LedgerItem, now: number): string {
 
 export async function reconcile(
   deps: ReconcileDependencies,
-  config: Pick<ReconcilerConfig, 'staleMs' | 'failedRetryBackoffMs' | 'verifyWindowMs'>,
+  config: Pick<ReconcilerConfig, 'staleMs' | 'failedRetryBackoffMs'> & VerifyScopeConfig,
   budget: ReconcileBudget,
+  /** Epoch ms the schedule meant this run for; undefined for a run the schedule did not start. */
+  scheduledTime?: number,
 ): Promise<{ report: VerifyReport; summary: ReconcileSummary }> {
   const { ledger, logger } = deps;
   const { report, attention } = await verifyBackups(deps, {
     now: deps.now(),
     staleMs: config.staleMs,
-    windowMs: config.verifyWindowMs,
+    ...verifyScope(config, scheduledTime),
     shouldStop: () => budget.remainingMs() < RECONCILER_RESERVE_MS,
   });
   const summary: ReconcileSummary = {

@@ -95,10 +95,32 @@ export interface VerifyOptions extends JudgePolicy {
   deep?: boolean;
   /** Inspect the objects of DONE items only when they changed within this many ms; undefined: all. */
   windowMs?: number;
+  /** With `windowMs`: the older DONE items of this slice are inspected too (see VerifySweep). */
+  sweep?: VerifySweep;
   /** Objects inspected in parallel. */
   concurrency?: number;
   /** Polled between items: true ends the object inspection early (reported as VERIFY_INCOMPLETE). */
   shouldStop?: () => boolean;
+}
+
+/**
+ * A rolling sweep over the DONE items outside the window: each item belongs to one of `slices` slices
+ * (a stable hash of its key, sweepSliceOf), and a run inspects the slice it is given. Runs that are
+ * given slices 0..slices-1 in turn inspect every object between them.
+ */
+export interface VerifySweep {
+  slice: number;
+  slices: number;
+}
+
+/** FNV-1a over the item's key: stable across runs and processes, spread evenly over the slices. */
+export function sweepSliceOf(instance: string, file: string, slices: number): number {
+  let hash = 0x811c9dc5;
+  for (const char of `${instance}/${file}`) {
+    hash ^= char.codePointAt(0) as number;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % slices;
 }
 
 export interface VerifyDependencies {
@@ -140,7 +162,7 @@ export interface VerifyTotals {
 export interface VerifyReport {
   startedAt: string;
   finishedAt: string;
-  options: { instances?: readonly string[]; deep: boolean; staleMinutes: number; windowMs?: number };
+  options: { instances?: readonly string[]; deep: boolean; staleMinutes: number; windowMs?: number; sweep?: VerifySweep };
   totals: VerifyTotals;
   findings: Finding[];
 }
@@ -406,10 +428,12 @@ export async function verifyBackups(deps: VerifyDependencies, options: VerifyOpt
     return evidence;
   };
 
+  const { sweep } = options;
   const inWindow = (item: LedgerItem) =>
     options.windowMs === undefined ||
     item.Status !== LedgerStatus.DONE ||
-    Math.max(item.LastBackup ?? 0, item.StatusChangedAt) >= options.now - options.windowMs;
+    Math.max(item.LastBackup ?? 0, item.StatusChangedAt) >= options.now - options.windowMs ||
+    (sweep !== undefined && sweepSliceOf(item.DBInstanceIdentifier, item.LogFileName, sweep.slices) === sweep.slice);
 
   const verifyItem = async (scannedItem: LedgerItem): Promise<void> => {
     let item = scannedItem;
@@ -537,6 +561,7 @@ export async function verifyBackups(deps: VerifyDependencies, options: VerifyOpt
         deep: options.deep ?? false,
         staleMinutes: options.staleMs / MINUTE_MS,
         ...(options.windowMs !== undefined ? { windowMs: options.windowMs } : {}),
+        ...(options.windowMs !== undefined && sweep !== undefined ? { sweep } : {}),
       },
       totals,
       findings,

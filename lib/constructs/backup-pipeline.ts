@@ -22,6 +22,7 @@ import {
   LEDGER_STREAM_VIEW_TYPE,
   LOG_OBJECT_PREFIX,
   METRICS,
+  RECONCILE_EVENT_FIELDS,
 } from '../../lambda/shared/contract';
 import { EvidenceBucket, EvidenceRetentionOptions } from './evidence-bucket';
 import { HouseFunction } from './house-function';
@@ -91,10 +92,14 @@ export const METRIC_SOURCES: MetricSources = {
 };
 
 /**
- * How often the reconciler verifies the whole backup and re-drives stuck items. Its work grows with the
- * number of stored objects (a HEAD each), so it runs far less often than the scan.
+ * How often the reconciler verifies the backup and re-drives stuck items. Each run checks what changed
+ * within VERIFY_SWEEP and its share of the older objects (a HEAD each), so it runs far less often than
+ * the scan.
  */
 export const DEFAULT_RECONCILE_RATE = Duration.hours(1);
+
+/** Every stored object's checksum is compared with the ledger's at least once in this period. */
+export const VERIFY_SWEEP = Duration.days(1);
 
 /** Default of BackupPipelineProps.backupLagAlarmThreshold. */
 export const DEFAULT_BACKUP_LAG_ALARM_THRESHOLD = Duration.hours(2);
@@ -307,6 +312,9 @@ export class BackupPipeline extends Construct {
         [ENV.excludeInstances]: (props.excludeInstances ?? []).join(','),
         // The same staleness the detector applies to claims: both judge the same items.
         [ENV.staleClaimMs]: staleClaimMs,
+        // With the scheduled time in each run's event, these split the older objects over the runs.
+        [ENV.reconcileRateMs]: String(DEFAULT_RECONCILE_RATE.toMilliseconds()),
+        [ENV.verifySweepMs]: String(VERIFY_SWEEP.toMilliseconds()),
       },
     });
 
@@ -358,6 +366,8 @@ export class BackupPipeline extends Construct {
       schedule: scheduler.ScheduleExpression.rate(DEFAULT_RECONCILE_RATE),
       target: new schedulerTargets.LambdaInvoke(reconciler, {
         role: scheduleRole,
+        // Tells the run which share of the rolling sweep is its own; a retry keeps the same time.
+        input: scheduler.ScheduleTargetInput.fromObject({ [RECONCILE_EVENT_FIELDS.scheduledTime]: scheduler.ContextAttribute.scheduledTime }),
         deadLetterQueue: scanRunDeadLetterQueue,
         retryAttempts: 3,
         maxEventAge: DEFAULT_RECONCILE_RATE,

@@ -1,8 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Capture, Match } from 'aws-cdk-lib/assertions';
-import { DOWNLOADER_STREAM_FILTERS, ENV, IDEMPOTENCY_KEY, LEDGER_KEY, LOG_OBJECT_PREFIX } from '../../lambda/shared/contract';
-import { DEFAULT_RECONCILE_RATE } from '../../lib/constructs/backup-pipeline';
+import { readReconcilerConfig } from '../../lambda/shared/config';
+import { DOWNLOADER_STREAM_FILTERS, ENV, IDEMPOTENCY_KEY, LEDGER_KEY, LOG_OBJECT_PREFIX, RECONCILE_EVENT_FIELDS } from '../../lambda/shared/contract';
+import { DEFAULT_RECONCILE_RATE, VERIFY_SWEEP } from '../../lib/constructs/backup-pipeline';
 import {
   actionsOf,
   functionAssetDir,
@@ -139,6 +140,16 @@ describe('reconcile schedule', () => {
       GroupName: schedule.Properties!.GroupName,
       Target: { Arn: { 'Fn::GetAtt': [reconcilerId, 'Arn'] }, RoleArn: schedule.Properties!.Target.RoleArn },
     });
+  });
+
+  test("hands each run the time it was scheduled for, and the reconciler the schedule's rate and sweep", () => {
+    // A literal (not a token): Scheduler substitutes the context attribute when it invokes.
+    expect(JSON.parse(target().Input as string)).toEqual({ [RECONCILE_EVENT_FIELDS.scheduledTime]: '<aws.scheduler.scheduled-time>' });
+    const config = readReconcilerConfig({ ...reconciler.Properties!.Environment.Variables, [ENV.ledgerTable]: 'l', [ENV.bucket]: 'b' });
+    expect(config.reconcileRateMs).toBe(DEFAULT_RECONCILE_RATE.toMilliseconds());
+    expect(config.verifySweepMs).toBe(VERIFY_SWEEP.toMilliseconds());
+    // Whole runs per sweep, so that consecutive runs take every slice in turn.
+    expect(VERIFY_SWEEP.toMilliseconds() % DEFAULT_RECONCILE_RATE.toMilliseconds()).toBe(0);
   });
 
   test('retries a bounded number of times within one period, then dead-letters to the scan-run queue', () => {
@@ -440,7 +451,7 @@ describe('functions', () => {
       [ENV.ledgerTable, ENV.idempotencyTable, ENV.bucket, ENV.safetyMarginMs, ENV.maxObjectBytes, ENV.spoolDir],
     ],
     // FAILED_RETRY_BACKOFF_MS and VERIFY_WINDOW_MS are optional: the handler's defaults apply.
-    ['reconciler', [ENV.ledgerTable, ENV.bucket, ENV.includeInstances, ENV.excludeInstances, ENV.staleClaimMs]],
+    ['reconciler', [ENV.ledgerTable, ENV.bucket, ENV.includeInstances, ENV.excludeInstances, ENV.staleClaimMs, ENV.reconcileRateMs, ENV.verifySweepMs]],
   ] as Array<[PipelineFunctionName, string[]]>)('%s gets exactly its contract env vars', (name, expected) => {
     const [, fn] = pipelineFunction(template, name);
     expect(Object.keys(fn.Properties!.Environment.Variables).sort()).toEqual([...expected, ...POWERTOOLS_ENV].sort());

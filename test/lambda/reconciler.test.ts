@@ -25,14 +25,15 @@ import {
 } from '@aws-sdk/client-rds';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { CONFIG_DEFAULTS } from '../../lambda/shared/config';
-import { DOWNLOADER_STREAM_FILTERS, LedgerStatus, METRICS, type LedgerItem } from '../../lambda/shared/contract';
+import { verifyScope } from '../../lambda/shared/reconcile';
+import { DOWNLOADER_STREAM_FILTERS, LedgerStatus, METRICS, RECONCILE_EVENT_FIELDS, type LedgerItem } from '../../lambda/shared/contract';
 import { compileFilters } from '../../scripts/local-lab/runner/filter-matcher';
 import { EmfCapture } from './support/emf';
 import type { Change, Item } from './support/fake-dynamodb';
 import { auditLines } from './support/fake-rds';
 import { fakeContext, streamEvent, streamRecord } from './support/lambda-harness';
 
-const { handler: reconciler } = require('../../lambda/reconciler') as typeof import('../../lambda/reconciler');
+const { handler: reconciler, scheduledTimeOf } = require('../../lambda/reconciler') as typeof import('../../lambda/reconciler');
 
 const admitted = compileFilters(DOWNLOADER_STREAM_FILTERS);
 const STALE = 2 * CONFIG_DEFAULTS.staleClaimMs;
@@ -203,4 +204,61 @@ test('near its timeout the run stops inspecting objects and reports VERIFY_INCOM
 
   expect(summary.findingsByCode).toEqual({ VERIFY_INCOMPLETE: 1 });
   expect(summary.itemsVerified).toBe(0);
+});
+
+describe('scheduled runs: what changed recently every run, the older objects in a rolling sweep', () => {
+  const HOUR = 3_600_000;
+  const MIDNIGHT = Date.UTC(2026, 11, 5);
+  /** The event the reconcile schedule sends for its k-th hourly run after MIDNIGHT. */
+  const scheduledRun = (k: number) => ({ [RECONCILE_EVENT_FIELDS.scheduledTime]: new Date(MIDNIGHT + k * HOUR).toISOString().replace('.000Z', 'Z') });
+
+  test('a tampered object of a file backed up two days ago: found by one scheduled run a day, that run again the next day, and any run started by hand', async () => {
+    newFile(CONTENT);
+    await downloader(streamEvent(deliverable(0).admittedRecords), fakeContext());
+    const twoDaysAgo = Date.now() - 48 * HOUR;
+    table.seed({ ...ledgerItem(), StatusChangedAt: twoDaysAgo, LastBackup: twoDaysAgo } as unknown as Item);
+    const [key] = [...bucket.objects.keys()];
+    const body = bucket.objects.get(key as string)?.body as Buffer;
+    bucket.tamper(key as string, Buffer.concat([Buffer.from(body[0] === 0x41 ? 'B' : 'A'), body.subarray(1)]));
+
+    const finding: number[] = [];
+    for (let k = 0; k < 24; k++) {
+      const summary = await reconciler(scheduledRun(k), fakeContext());
+      if (summary.findingsByCode.CHECKSUM_MISMATCH) finding.push(k);
+      expect(summary.itemsVerified).toBe(summary.findingsByCode.CHECKSUM_MISMATCH ? 1 : 0);
+    }
+    expect(finding).toHaveLength(1);
+    const [day1] = finding as [number];
+    expect((await reconciler(scheduledRun(day1 + 24), fakeContext())).findingsByCode).toEqual({ CHECKSUM_MISMATCH: 1 });
+    expect((await reconciler(scheduledRun(day1 + 25), fakeContext())).findingsByCode).toEqual({});
+    expect((await reconciler({}, fakeContext())).findingsByCode).toEqual({ CHECKSUM_MISMATCH: 1 });
+  });
+
+  test('an item that changed within the window is verified by every scheduled run', async () => {
+    newFile(CONTENT);
+    await downloader(streamEvent(deliverable(0).admittedRecords), fakeContext());
+    for (let k = 0; k < 3; k++) expect((await reconciler(scheduledRun(k), fakeContext())).itemsVerified).toBe(1);
+  });
+
+  test('a scheduled time that is not a time fails the run instead of changing what it verifies', async () => {
+    expect(scheduledTimeOf({})).toBeUndefined();
+    expect(scheduledTimeOf(null)).toBeUndefined();
+    expect(scheduledTimeOf(scheduledRun(1))).toBe(MIDNIGHT + HOUR);
+    await expect(reconciler({ [RECONCILE_EVENT_FIELDS.scheduledTime]: 'soon' }, fakeContext())).rejects.toThrow(/not an ISO 8601 time: "soon"/);
+    await expect(reconciler({ [RECONCILE_EVENT_FIELDS.scheduledTime]: 7 }, fakeContext())).rejects.toThrow(/not an ISO 8601 time: 7/);
+  });
+
+  test('consecutive scheduled times take the slices in turn; a retry keeps its slice; a sweep shorter than the rate checks everything', () => {
+    const config = { verifyWindowMs: 24 * HOUR, verifySweepMs: 24 * HOUR, reconcileRateMs: HOUR };
+    // Any time within the hour the schedule started at: runs are rate apart from it.
+    const start = MIDNIGHT + 37 * 60_000;
+    const slices = Array.from({ length: 48 }, (_, k) => verifyScope(config, start + k * HOUR).sweep?.slice);
+    expect(new Set(slices.slice(0, 24)).size).toBe(24);
+    expect(slices.slice(24)).toEqual(slices.slice(0, 24));
+    expect(verifyScope(config, start + 5 * HOUR)).toEqual(verifyScope(config, start + 5 * HOUR));
+    expect(verifyScope(config, start)).toMatchObject({ windowMs: 24 * HOUR, sweep: { slices: 24 } });
+    expect(verifyScope({ ...config, reconcileRateMs: 5 * HOUR }, start).sweep?.slices).toBe(4);
+    expect(verifyScope({ ...config, verifySweepMs: HOUR / 2 }, start).sweep).toEqual({ slice: 0, slices: 1 });
+    expect(verifyScope(config, undefined)).toEqual({});
+  });
 });

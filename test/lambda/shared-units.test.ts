@@ -1,4 +1,4 @@
-import { CONFIG_DEFAULTS, ConfigError, readDetectorConfig, readDownloaderConfig, readScannerConfig } from '../../lambda/shared/config';
+import { CONFIG_DEFAULTS, ConfigError, readDetectorConfig, readDownloaderConfig, readReconcilerConfig, readScannerConfig } from '../../lambda/shared/config';
 import { ENV, RDS_TRUNCATION_TEXT } from '../../lambda/shared/contract';
 import { LedgerFormatError, toLedgerItem } from '../../lambda/shared/ledger';
 import { completeLinesBeforeTruncation } from '../../lambda/shared/rds-log-reader';
@@ -20,6 +20,21 @@ describe('configuration', () => {
     expect(readDownloaderConfig({ ...downloaderEnv, [ENV.maxObjectBytes]: '2048' }).maxObjectBytes).toBe(2048);
     for (const bad of ['0', '-5', '1.5', 'lots']) {
       expect(() => readDetectorConfig({ [ENV.ledgerTable]: 'l', [ENV.staleClaimMs]: bad })).toThrow(ENV.staleClaimMs);
+    }
+  });
+
+  test("the reconciler's window defaults to its sweep period, which defaults to a day of hourly runs", () => {
+    const reconcilerEnv = { [ENV.ledgerTable]: 'l', [ENV.bucket]: 'b' };
+    expect(readReconcilerConfig(reconcilerEnv)).toMatchObject({
+      verifySweepMs: CONFIG_DEFAULTS.verifySweepMs,
+      verifyWindowMs: CONFIG_DEFAULTS.verifySweepMs,
+      reconcileRateMs: CONFIG_DEFAULTS.reconcileRateMs,
+    });
+    expect(CONFIG_DEFAULTS.verifySweepMs).toBe(24 * CONFIG_DEFAULTS.reconcileRateMs);
+    expect(readReconcilerConfig({ ...reconcilerEnv, [ENV.verifySweepMs]: '7200000' })).toMatchObject({ verifySweepMs: 7_200_000, verifyWindowMs: 7_200_000 });
+    expect(readReconcilerConfig({ ...reconcilerEnv, [ENV.verifyWindowMs]: '60000' }).verifyWindowMs).toBe(60_000);
+    for (const name of [ENV.verifySweepMs, ENV.verifyWindowMs, ENV.reconcileRateMs]) {
+      expect(() => readReconcilerConfig({ ...reconcilerEnv, [name]: '0' })).toThrow(name);
     }
   });
 

@@ -21,7 +21,7 @@ import {
   table,
 } from './support/downloader-world';
 import { LedgerStatus, type LedgerItem, logFilePrefix, segmentObjectKey } from '../../lambda/shared/contract';
-import { judgeItemState } from '../../lambda/shared/verify';
+import { judgeItemState, sweepSliceOf } from '../../lambda/shared/verify';
 import type { Item } from './support/fake-dynamodb';
 import { auditLines } from './support/fake-rds';
 import { sha256Base64 } from './support/lambda-harness';
@@ -292,6 +292,40 @@ test('with a window, DONE items that changed long ago are not inspected; the ful
   expect(windowed.report.totals.itemsInspected).toBe(1);
 
   expect(codes(await verify())).toEqual(['CHECKSUM_MISMATCH']);
+});
+
+test('with a sweep, a DONE item outside the window is inspected in its own slice only, so the sweep finds what the window misses', async () => {
+  const keys = await backedUp();
+  table.seed({ ...ledgerItem(FILE), StatusChangedAt: Date.now() - 48 * HOUR, LastBackup: Date.now() - 48 * HOUR } as unknown as Item);
+  bucket.tamper(keys[0], sameLengthOther(keys[0]));
+  const slices = 24;
+
+  const runs = [];
+  for (let slice = 0; slice < slices; slice++) runs.push(await verify({ windowMs: 24 * HOUR, sweep: { slice, slices } }));
+
+  const own = sweepSliceOf(INSTANCE, FILE, slices);
+  const found = runs.flatMap((run, slice) => (codes(run).includes('CHECKSUM_MISMATCH') ? [slice] : []));
+  expect(found).toEqual([own]);
+  // The other file changed within the window: every run inspects it; the old one only its own slice's.
+  expect(runs.map((run) => run.report.totals.itemsInspected)).toEqual(runs.map((_, slice) => (slice === own ? 2 : 1)));
+  expect(runs[own]?.report.options).toMatchObject({ windowMs: 24 * HOUR, sweep: { slice: own, slices } });
+});
+
+test("a sweep's slices share the items out evenly and keep each item's slice across calls", () => {
+  const slices = 24;
+  const counts = new Array<number>(slices).fill(0);
+  for (let instance = 0; instance < 10; instance++) {
+    for (let hour = 0; hour < 240; hour++) {
+      const file = `audit/server_audit.log.${hour % 4}.2026-12-${String(1 + Math.floor(hour / 24)).padStart(2, '0')}-${String(hour % 24).padStart(2, '0')}-00.0`;
+      const slice = sweepSliceOf(`aurora-${instance}`, file, slices);
+      expect(sweepSliceOf(`aurora-${instance}`, file, slices)).toBe(slice);
+      counts[slice] = (counts[slice] as number) + 1;
+    }
+  }
+  // 2,400 items over 24 slices: 100 each on average; no slice carries a run's work twice over.
+  expect(Math.min(...counts)).toBeGreaterThan(60);
+  expect(Math.max(...counts)).toBeLessThan(140);
+  expect(sweepSliceOf(INSTANCE, FILE, 1)).toBe(0);
 });
 
 test('out of time: the object inspection stops and the run says so', async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
+import { RECONCILE_EVENT_FIELDS } from '../../lambda/shared/contract';
 import type { ReconcileSummary } from '../../lambda/shared/reconcile';
 import type { LocalResources } from '../../scripts/local-lab/aws-services';
 import { ProcessRegistry } from '../../scripts/local-lab/processes';
@@ -83,7 +84,7 @@ beforeEach(() => {
 });
 
 describe('LocalLambdaService schedules', () => {
-  it('fires the reconcile schedule on every N-th cycle only, with the empty event Scheduler sends without Input', async () => {
+  it("fires the reconcile schedule on every N-th cycle only, with the schedule's input and the tick's scheduled time", async () => {
     const { service, events, cleanup } = serviceWith({ reconcileEveryCycles: 3 });
     try {
       const fired: number[] = [];
@@ -94,7 +95,10 @@ describe('LocalLambdaService schedules', () => {
       }
       expect(fired).toEqual([3, 6]);
       expect(events.scanner).toHaveLength(7);
-      expect(events.reconciler).toEqual([{}, {}]);
+      expect(events.reconciler).toEqual([
+        { [RECONCILE_EVENT_FIELDS.scheduledTime]: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/) },
+        { [RECONCILE_EVENT_FIELDS.scheduledTime]: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/) },
+      ]);
     } finally {
       cleanup();
     }
