@@ -34,7 +34,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { DownloaderConfig } from './config';
 import { LedgerStatus, type PendingSegment, segmentObjectKey } from './contract';
 import type { Ledger, LedgerKey } from './ledger';
-import { FIRST_MARKER, isInstanceNotFound, isLogFileNotFound, type LogPage, type RdsLogReader } from './rds-log-reader';
+import { FIRST_MARKER, isInstanceNotFound, isLogFileNotFound, LineTooLongError, type LogPage, type RdsLogReader } from './rds-log-reader';
 import type { ExistingObject } from './backup-objects';
 import type { SealedSpool, SegmentSpool, SegmentWriter } from './segment-writer';
 
@@ -180,13 +180,13 @@ class Pass {
 
   /** Reads pages until RDS has no more data or the time budget says stop. */
   async download(budget: TimeBudget): Promise<StopReason> {
-    const { reader, config } = this.deps;
+    const { config } = this.deps;
     let emptyPages = 0;
     for (;;) {
       // A failed background store ends the pass before another page is read.
       if (this.inFlight?.failure) await this.settleInFlight();
       if (budget.remainingMs() < config.safetyMarginMs + this.inFlightWorstCaseMs(budget)) return 'time';
-      const page = await reader.readPage(this.work.instance, this.work.file, this.marker);
+      const page = await this.readPageKeepingWhatPrecedesALongLine(budget);
       this.portionCalls += page.calls;
       const pageBytes = page.data.length;
       let written: Promise<void> | undefined;
@@ -205,6 +205,23 @@ class Pass {
       }
       // Loop on AdditionalDataPending, never on the Marker: the last page can carry a non-empty Marker.
       if (!page.additionalDataPending) return 'end';
+    }
+  }
+
+  /**
+   * The next page. A line RDS cannot return whole fails the pass (it is never stored cut), but only
+   * after the complete lines read before it are stored: a retry then starts at that line instead of
+   * reading them again, and if the file rotates away before anyone can read it, only its bytes from
+   * that line on are LOST.
+   */
+  private async readPageKeepingWhatPrecedesALongLine(budget: TimeBudget): Promise<LogPage> {
+    try {
+      return await this.deps.reader.readPage(this.work.instance, this.work.file, this.marker);
+    } catch (error) {
+      // With no time left to store them the next pass reads them again, as after a hand-off.
+      const timeToStore = budget.remainingMs() >= this.deps.config.safetyMarginMs + this.inFlightWorstCaseMs(budget);
+      if (error instanceof LineTooLongError && timeToStore) await this.store();
+      throw error;
     }
   }
 

@@ -178,6 +178,30 @@ test('a single line longer than a page is never stored cut: FAILED with a clear 
   expect(fakeRds.downloads.at(-1)?.NumberOfLines).toBe(1);
 });
 
+test('the complete lines before a line longer than a page are stored before the file is FAILED, and a retry starts at that line', async () => {
+  const before = auditLines(3);
+  newFile(before + auditLines(1, 3, 2000) + auditLines(3, 4));
+
+  await expect(handler(streamEvent(pendingTransitions(table, 0)), fakeContext())).rejects.toThrow('All records failed processing');
+
+  const failed = ledgerItem();
+  expect(failed).toMatchObject({ Status: LedgerStatus.FAILED, BackedUpBytes: Buffer.byteLength(before) });
+  expect(bucket.concatenated(logFilePrefix(INSTANCE, FILE)).toString()).toBe(before);
+  expectContiguousObjects(FILE, Buffer.byteLength(before));
+  expectNoSpoolLeft();
+
+  // The detector's re-drive after its backoff: the retry reads from the long line, nothing before it.
+  const from = table.changes.length;
+  table.put({ TableName: 'ledger', Item: { ...failed, Status: LedgerStatus.PENDING, StatusChangedAt: Date.now() } as unknown as Item });
+  const readsBefore = fakeRds.downloads.length;
+  await expect(handler(streamEvent(pendingTransitions(table, from)), fakeContext())).rejects.toThrow('All records failed processing');
+
+  const retryReads = fakeRds.downloads.slice(readsBefore);
+  expect(retryReads.map((call) => call.Marker)).toEqual(retryReads.map(() => failed.Marker));
+  expect(ledgerItem()).toMatchObject({ Status: LedgerStatus.FAILED, BackedUpBytes: Buffer.byteLength(before) });
+  expect(bucket.concatenated(logFilePrefix(INSTANCE, FILE)).toString()).toBe(before);
+});
+
 test('time budget: stores and checkpoints what it read, hands off as PENDING; the next pass resumes without re-reading', async () => {
   const content = auditLines(60);
   const size = Buffer.byteLength(content);
