@@ -36,6 +36,8 @@ export type ProblemCode =
   | 'STATUS_NOT_DONE'
   | 'UNEXPECTED_LOST'
   | 'NOT_MARKED_LOST'
+  | 'NOT_MARKED_FAILED'
+  | 'NOT_STORED_UP_TO_UNREADABLE_LINE'
   | 'NOT_CAUGHT_UP'
   | 'STORED_BEYOND_SOURCE'
   | 'BACKED_UP_BYTES_MISMATCH'
@@ -97,6 +99,11 @@ export interface FileEvidence {
   ledger?: Record<string, unknown>;
   /** The scenario removed this file before it could be backed up: LOST is the right outcome. */
   expectLost?: boolean;
+  /**
+   * The file holds a line RDS cannot return whole, starting at this byte: the right outcome is FAILED
+   * with exactly the bytes before it stored.
+   */
+  expectFailedAt?: number;
 }
 
 export interface FileReport {
@@ -223,9 +230,16 @@ export function judgeFile(evidence: FileEvidence): FileReport {
     }
   }
 
-  // Status: DONE and complete, or LOST exactly when the scenario made the file vanish.
+  // Status: DONE and complete, LOST exactly when the scenario made the file vanish, FAILED with every
+  // byte before an unreadable line stored when the scenario wrote one.
   const status = ledger?.Status;
-  if (evidence.expectLost) {
+  const { expectFailedAt } = evidence;
+  if (expectFailedAt !== undefined) {
+    if (status !== LedgerStatus.FAILED) problem('NOT_MARKED_FAILED', `the file holds a line longer than a page at byte ${expectFailedAt}, status is ${status ?? 'absent'}`);
+    if (storedEnd !== expectFailedAt) {
+      problem('NOT_STORED_UP_TO_UNREADABLE_LINE', `bytes 0-${storedEnd} are stored; the complete lines end at byte ${expectFailedAt}, where the unreadable line starts`);
+    }
+  } else if (evidence.expectLost) {
     if (status !== LedgerStatus.LOST) problem('NOT_MARKED_LOST', `the file vanished before backup, status is ${status ?? 'absent'}`);
   } else if (status === LedgerStatus.LOST) {
     problem('UNEXPECTED_LOST', `marked LOST${ledger?.LastError ? ` (${ledger.LastError})` : ''}`);
@@ -233,7 +247,7 @@ export function judgeFile(evidence: FileEvidence): FileReport {
     problem('STATUS_NOT_DONE', `status ${status}${ledger?.LastError ? ` (${ledger.LastError})` : ''}`);
   }
   if (!source && !evidence.expectLost) problem('SOURCE_MISSING', 'the source file no longer exists');
-  if (source && !evidence.expectLost && storedEnd < source.size) {
+  if (source && !evidence.expectLost && expectFailedAt === undefined && storedEnd < source.size) {
     problem('NOT_CAUGHT_UP', `${source.size - storedEnd} of ${source.size} source bytes are not stored`);
   }
 
@@ -282,6 +296,8 @@ export interface SourceFile {
   logFileName: string;
   path?: string;
   expectLost?: boolean;
+  /** See FileEvidence.expectFailedAt. */
+  expectFailedAt?: number;
 }
 
 export interface VerifyOptions {
@@ -379,6 +395,7 @@ export async function collectFileEvidence(
     storedSha256: concatenated.digest('base64'),
     ...(Item ? { ledger: Item } : {}),
     ...(file.expectLost ? { expectLost: true } : {}),
+    ...(file.expectFailedAt !== undefined ? { expectFailedAt: file.expectFailedAt } : {}),
   };
 }
 
@@ -430,7 +447,7 @@ export interface CatchUpState {
 }
 
 export function catchUpState(
-  sources: ReadonlyArray<{ instance: string; logFileName: string; size: number; expectLost?: boolean }>,
+  sources: ReadonlyArray<{ instance: string; logFileName: string; size: number; expectLost?: boolean; expectFailedAt?: number }>,
   ledgerItems: ReadonlyArray<Record<string, unknown>>,
 ): CatchUpState {
   const byId = new Map(ledgerItems.map((item) => [fileId(String(item[LEDGER_ATTR.instance]), String(item[LEDGER_ATTR.file])), item]));
@@ -442,7 +459,11 @@ export function catchUpState(
     const status = item?.[LEDGER_ATTR.status];
     state.sourceBytes += source.size;
     state.backedUpBytes += Math.min(backedUp, source.size);
-    const complete = source.expectLost ? status === LedgerStatus.LOST : status === LedgerStatus.DONE && backedUp === source.size;
+    const complete = source.expectLost
+      ? status === LedgerStatus.LOST
+      : source.expectFailedAt !== undefined
+        ? status === LedgerStatus.FAILED && backedUp === source.expectFailedAt
+        : status === LedgerStatus.DONE && backedUp === source.size;
     if (complete) {
       state.done += 1;
     } else {

@@ -35,6 +35,7 @@ function evidence(options: {
   segments?: Array<{ Start: number; End: number; Sha256: string }>;
   noLedger?: boolean;
   expectLost?: boolean;
+  expectFailedAt?: number;
 }): FileEvidence {
   const source = options.source === undefined ? SOURCE : options.source;
   const bodies = options.objects.map((spec) => spec.body ?? SOURCE.subarray(spec.start, spec.end));
@@ -76,6 +77,7 @@ function evidence(options: {
           },
         }),
     ...(options.expectLost ? { expectLost: true } : {}),
+    ...(options.expectFailedAt !== undefined ? { expectFailedAt: options.expectFailedAt } : {}),
   };
 }
 
@@ -179,6 +181,21 @@ describe('judgeFile', () => {
     expect(codes(report)).toEqual(['NOT_MARKED_LOST']);
   });
 
+  it('accepts FAILED with exactly the bytes before an unreadable line stored, the rest of the source not', () => {
+    const report = judgeFile(evidence({ objects: [{ start: 0, end: third }], status: LedgerStatus.FAILED, expectFailedAt: third }));
+    expect(report.problems).toEqual([]);
+  });
+
+  it('reports a file with an unreadable line that is not FAILED, or stored short of (or past) that line', () => {
+    expect(codes(judgeFile(evidence({ objects: [{ start: 0, end: third }], status: LedgerStatus.PENDING, expectFailedAt: third })))).toEqual([
+      'NOT_MARKED_FAILED',
+    ]);
+    expect(codes(judgeFile(evidence({ objects: [], status: LedgerStatus.FAILED, expectFailedAt: third })))).toEqual(['NOT_STORED_UP_TO_UNREADABLE_LINE']);
+    expect(codes(judgeFile(evidence({ objects: [{ start: 0, end: 2 * third }], status: LedgerStatus.FAILED, expectFailedAt: third })))).toEqual([
+      'NOT_STORED_UP_TO_UNREADABLE_LINE',
+    ]);
+  });
+
   it('reports a source that vanished unexpectedly', () => {
     expect(codes(judgeFile(evidence({ source: null, objects: [{ start: 0, end: third }] })))).toContain('SOURCE_MISSING');
   });
@@ -238,6 +255,13 @@ describe('catchUpState', () => {
     expect(state.behind).toHaveLength(2);
     expect(state.backedUpBytes).toBe(10);
     expect(state.oldestPendingSince).toBe(1000);
+  });
+
+  it('counts an expected FAILED as settled only once the bytes before the unreadable line are stored', () => {
+    const source = { instance: INSTANCE, logFileName: 'a', size: 12, expectFailedAt: 7 };
+    expect(catchUpState([source], [item('a', 'FAILED', 7)]).caughtUp).toBe(true);
+    expect(catchUpState([source], [item('a', 'FAILED', 0)]).caughtUp).toBe(false);
+    expect(catchUpState([source], [item('a', 'IN_PROGRESS', 7)]).caughtUp).toBe(false);
   });
 
   it('counts an expected LOST as settled', () => {

@@ -97,6 +97,13 @@ export class AuditLineGenerator {
     return `${prefix},${this.queryId},QUERY,sbtest,'${statement}',0\n`;
   }
 
+  /** One QUERY line of more than `bytes` bytes (an INSERT of a large value), whatever maxLineBytes says. */
+  lineLongerThan(bytes: number): string {
+    const prefix = `${this.timestamp()},${this.serverHost},app_rw,10.0.1.17,7,${++this.queryId},QUERY,sbtest,'INSERT INTO blobs VALUES (\\'`;
+    const suffix = `\\')',0\n`;
+    return `${prefix}${'x'.repeat(Math.max(0, bytes + 1 - prefix.length - suffix.length))}${suffix}`;
+  }
+
   /** Whole lines adding up to at least `bytes` UTF-8 bytes. */
   chunk(bytes: number): Buffer {
     const parts: string[] = [];
@@ -118,6 +125,8 @@ export class FixtureFile {
   referencePath: string | undefined;
   /** The scenario made it vanish before its bytes could all be stored: the oracle expects LOST. */
   expectLost = false;
+  /** Where the first line longer than a page starts: the oracle expects FAILED with the bytes before it stored. */
+  expectFailedAt: number | undefined;
   private readonly generator: AuditLineGenerator;
 
   constructor(
@@ -154,6 +163,13 @@ export class FixtureFile {
     return data.length;
   }
 
+  /** Appends one line RDS cannot return whole (longer than `pageLimitBytes`). */
+  appendUnreadableLine(pageLimitBytes: number): void {
+    if (this.vanished) throw new Error(`${this.logFileName} has vanished; it cannot grow`);
+    this.expectFailedAt ??= this.size;
+    appendFileSync(this.path, this.generator.lineLongerThan(pageLimitBytes));
+  }
+
   /** Removes the file from what the endpoint serves (kept aside for the oracle). */
   vanish(options: { expectLost: boolean }): void {
     if (this.vanished) return;
@@ -172,6 +188,7 @@ export class FixtureFile {
       path: this.referencePath ?? this.path,
       size: this.size,
       ...(this.expectLost ? { expectLost: true } : {}),
+      ...(this.expectFailedAt !== undefined ? { expectFailedAt: this.expectFailedAt } : {}),
     };
   }
 }

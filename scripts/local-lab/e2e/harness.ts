@@ -355,11 +355,12 @@ export class ScenarioRun {
       ...verification.orphans.map((problem) => `${problem.code}: ${problem.detail}`),
     ];
     const lost = verification.files.filter((file) => file.status === LedgerStatus.LOST).length;
+    const failedAsExpected = expect.sources.filter((source) => source.expectFailedAt !== undefined).length;
     this.check(
       'oracle: every source byte stored exactly once, byte-identical, ledger and checksums agree',
       verification.ok,
       verification.ok
-        ? `${verification.totals.files} files, ${verification.totals.sourceBytes} B in ${verification.totals.objects} objects${lost ? `, ${lost} LOST as expected` : ''}`
+        ? `${verification.totals.files} files, ${verification.totals.sourceBytes} B in ${verification.totals.objects} objects${lost ? `, ${lost} LOST as expected` : ''}${failedAsExpected ? `, ${failedAsExpected} FAILED at an unreadable line as expected` : ''}`
         : problems.slice(0, 6).join(' | '),
     );
     this.facts.verification = verification.totals;

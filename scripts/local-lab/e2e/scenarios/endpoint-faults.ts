@@ -1,5 +1,8 @@
-/** Faults of the RDS API itself: throttling, truncated pages, the final Marker, a slow endpoint. */
-import { ENV, RDS_TRUNCATION_TEXT } from '../../../../lambda/shared/contract';
+/**
+ * Faults of the RDS API itself: throttling, truncated pages, a line longer than a page, the final
+ * Marker, a slow endpoint.
+ */
+import { ENV, LedgerStatus, RDS_TRUNCATION_TEXT } from '../../../../lambda/shared/contract';
 import { formatBytes } from '../../progress';
 import type { Scenario } from '../harness';
 import { checkEndpointListsFixtures, countLogLines, FIXTURE_PAGE_LIMIT, HAND_OFF_LOG, fixtureSession, growAcrossCycles, portionCalls, storedObjects } from './common';
@@ -56,6 +59,57 @@ export const truncatedPages: Scenario = {
     run.log(`re-reads after truncation: ${formatBytes(stats.bytesServed)} served for ${formatBytes(fixtures.totalBytes)} of logs`);
     await checkEndpointListsFixtures(run, session, fixtures);
     await run.finish({ sources: fixtures.sources(), caughtUp });
+  },
+};
+
+export const lineLongerThanPage: Scenario = {
+  id: 'line-longer-than-page',
+  title: 'a line longer than a page: the lines before it stored, FAILED, retries read only that line',
+  mariadb: false,
+  timeoutMs: 120_000,
+  async run(run) {
+    const { fixtures, session } = await fixtureSession(run, {
+      seed: 'long-line',
+      filesPerInstance: 1,
+      bytesPerFile: 400_000,
+      lambda: { envOverrides: { detector: { [ENV.failedRetryBackoffMs]: '300' } } },
+    });
+    const [cut] = fixtures.files.filter((file) => file.role === 'writer');
+    if (!cut) throw new Error('the fixtures have no writer file');
+    cut.appendUnreadableLine(FIXTURE_PAGE_LIMIT);
+    // Lines after it, and growth of the other file, which must still be backed up whole.
+    await growAcrossCycles(run, fixtures, 2, 60_000);
+    const caughtUp = await run.runUntilCaughtUp(() => fixtures.sources(), { intervalMs: 500, timeoutMs: 60_000 });
+
+    // The detector re-drives the FAILED file after its (lab-time) back-off: each retry must start at
+    // the long line, so it reads about that line's pages, never the 400 kB before it again.
+    const failures = (): number => run.functionErrors.filter((error) => /LineTooLongError|All records failed/.test(error)).length;
+    const endpoint = session.endpoint!;
+    const before = { failures: failures(), served: endpoint.stats().bytesServed };
+    const deadline = Date.now() + 30_000;
+    while (failures() < before.failures + 2 && Date.now() < deadline) {
+      await run.cycle(() => fixtures.sources(), 'retries');
+      await run.pause(400);
+    }
+    const retries = failures() - before.failures;
+    const servedForRetries = endpoint.stats().bytesServed - before.served;
+    run.check('the FAILED file was retried', retries >= 2, `${retries} retries`);
+    run.check(
+      'each retry read only the long line (two cut pages), not the lines stored before it',
+      retries > 0 && servedForRetries <= retries * 3 * FIXTURE_PAGE_LIMIT,
+      `${formatBytes(servedForRetries)} served for ${retries} retries`,
+    );
+
+    const item = (await run.ledgerItems()).find((candidate) => candidate.DBInstanceIdentifier === cut.instance && candidate.LogFileName === cut.logFileName);
+    run.check('the file is FAILED and says why', item?.Status === LedgerStatus.FAILED && /LineTooLongError/.test(item.LastError ?? ''), `${item?.Status}: ${item?.LastError?.slice(0, 160)}`);
+    run.check('the endpoint cut the long line at the page limit', endpoint.stats().truncatedPages > 0, `${endpoint.stats().truncatedPages} cut pages`);
+    const withText = (await storedObjects(session)).filter((object) => object.body.includes(RDS_TRUNCATION_TEXT));
+    run.check('no stored object contains the truncation text', withText.length === 0, withText.map((object) => object.key).join(', '));
+    await run.finish({
+      sources: fixtures.sources(),
+      caughtUp,
+      expectedFunctionError: (error) => /LineTooLongError|All records failed/.test(error),
+    });
   },
 };
 

@@ -2,7 +2,7 @@
 import type { Scenario } from '../harness';
 import { failedMidFile, killedMidFile, timeoutHandOff } from './crashes';
 import { duplicateScanMessages, replayedStreamRecords } from './duplicates';
-import { finalMarker, slowEndpoint, throttling, truncatedPages } from './endpoint-faults';
+import { finalMarker, lineLongerThanPage, slowEndpoint, throttling, truncatedPages } from './endpoint-faults';
 import { rotationDuringDownload, steadyGrowth } from './mariadb';
 import { downloaderOutage } from './outage';
 import { malformedMessage, vanishedFiles } from './vanished';
@@ -18,6 +18,7 @@ export const SCENARIOS: readonly Scenario[] = [
   duplicateScanMessages,
   replayedStreamRecords,
   truncatedPages,
+  lineLongerThanPage,
   finalMarker,
   vanishedFiles,
   malformedMessage,
