@@ -359,7 +359,8 @@ export class BackupPipeline extends Construct {
 
     // The reconciler the same way, in the same group and queue: a verification that never ran is as
     // much a failed scheduled run as a scan that never ran. A run older than the rate is superseded by
-    // the next one; a failed run is retried once (each run re-reads everything, so a retry is harmless).
+    // the next one; a failed run is retried once, harmlessly: the retry carries the same scheduled time
+    // (the same share of the sweep) and its re-drives are conditional writes.
     const reconcileSchedule = new scheduler.Schedule(this, 'ReconcileSchedule', {
       description: 'Starts a completeness verification and re-drive of stuck ledger items',
       scheduleGroup,
