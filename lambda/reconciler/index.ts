@@ -3,9 +3,8 @@
  * (RECONCILE_EVENT_FIELDS). Verifies the backup against the ledger and RDS's listing
  * (lambda/shared/verify.ts): a scheduled run the recent items and its share of a rolling sweep over the
  * older ones, a run invoked any other way everything (reconcile.ts, verifyScope). Re-drives stuck
- * items, publishes the number
- * of findings as VerifierFindings (0 for a clean run; per-code counts ride along as EMF metadata) and
- * returns the summary. The findings themselves are logged.
+ * items, publishes the number of findings as VerifierFindings (0 for a clean run; per-code counts ride
+ * along as EMF metadata) and returns the summary. The findings themselves are logged.
  *
  * Reads at module load (set them before importing): LEDGER_TABLE_NAME, BACKUP_BUCKET_NAME,
  * INCLUDE_INSTANCES, EXCLUDE_INSTANCES, STALE_CLAIM_MS, FAILED_RETRY_BACKOFF_MS, VERIFY_WINDOW_MS,
