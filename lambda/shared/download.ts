@@ -180,12 +180,11 @@ class Pass {
 
   /** Reads pages until RDS has no more data or the time budget says stop. */
   async download(budget: TimeBudget): Promise<StopReason> {
-    const { config } = this.deps;
     let emptyPages = 0;
     for (;;) {
       // A failed background store ends the pass before another page is read.
       if (this.inFlight?.failure) await this.settleInFlight();
-      if (budget.remainingMs() < config.safetyMarginMs + this.inFlightWorstCaseMs(budget)) return 'time';
+      if (!this.hasTimeToStore(budget)) return 'time';
       const page = await this.readPageKeepingWhatPrecedesALongLine(budget);
       this.portionCalls += page.calls;
       const pageBytes = page.data.length;
@@ -219,10 +218,14 @@ class Pass {
       return await this.deps.reader.readPage(this.work.instance, this.work.file, this.marker);
     } catch (error) {
       // With no time left to store them the next pass reads them again, as after a hand-off.
-      const timeToStore = budget.remainingMs() >= this.deps.config.safetyMarginMs + this.inFlightWorstCaseMs(budget);
-      if (error instanceof LineTooLongError && timeToStore) await this.store();
+      if (error instanceof LineTooLongError && this.hasTimeToStore(budget)) await this.store();
       throw error;
     }
+  }
+
+  /** Whether the store in flight and one more store of the spool still fit before the safety margin. */
+  private hasTimeToStore(budget: TimeBudget): boolean {
+    return budget.remainingMs() >= this.deps.config.safetyMarginMs + this.inFlightWorstCaseMs(budget);
   }
 
   /**
