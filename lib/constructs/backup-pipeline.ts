@@ -14,6 +14,7 @@ import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { CONFIG_DEFAULTS } from '../../lambda/shared/config';
 import {
   DOWNLOADER_STREAM_FILTERS,
   ENV,
@@ -96,10 +97,10 @@ export const METRIC_SOURCES: MetricSources = {
  * within VERIFY_SWEEP and its share of the older objects (a HEAD each), so it runs far less often than
  * the scan.
  */
-export const DEFAULT_RECONCILE_RATE = Duration.hours(1);
+export const DEFAULT_RECONCILE_RATE = Duration.millis(CONFIG_DEFAULTS.reconcileRateMs);
 
 /** Every stored object's checksum is compared with the ledger's at least once in this period. */
-export const VERIFY_SWEEP = Duration.days(1);
+export const VERIFY_SWEEP = Duration.millis(CONFIG_DEFAULTS.verifySweepMs);
 
 /** Default of BackupPipelineProps.backupLagAlarmThreshold. */
 export const DEFAULT_BACKUP_LAG_ALARM_THRESHOLD = Duration.hours(2);
