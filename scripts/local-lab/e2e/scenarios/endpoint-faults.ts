@@ -9,6 +9,9 @@ import { checkEndpointListsFixtures, countLogLines, FIXTURE_PAGE_LIMIT, HAND_OFF
 
 const MAX_LINE_BYTES = 6000;
 
+/** How a downloader invocation fails on a line longer than a page (the batch fails with its one record). */
+const LONG_LINE_FAILURE = /LineTooLongError|All records failed/;
+
 export const throttling: Scenario = {
   id: 'throttling',
   title: '30 % of RDS API calls answer Throttling',
@@ -83,7 +86,7 @@ export const lineLongerThanPage: Scenario = {
 
     // The detector re-drives the FAILED file after its (lab-time) back-off: each retry must start at
     // the long line, so it reads about that line's pages, never the 400 kB before it again.
-    const failures = (): number => run.functionErrors.filter((error) => /LineTooLongError|All records failed/.test(error)).length;
+    const failures = (): number => run.functionErrors.filter((error) => LONG_LINE_FAILURE.test(error)).length;
     const endpoint = session.endpoint!;
     const before = { failures: failures(), served: endpoint.stats().bytesServed };
     const deadline = Date.now() + 30_000;
@@ -108,7 +111,7 @@ export const lineLongerThanPage: Scenario = {
     await run.finish({
       sources: fixtures.sources(),
       caughtUp,
-      expectedFunctionError: (error) => /LineTooLongError|All records failed/.test(error),
+      expectedFunctionError: (error) => LONG_LINE_FAILURE.test(error),
     });
   },
 };
