@@ -10,6 +10,7 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DEFAULT_CONFIG } from '../../lib/config';
+import { UsageError } from '../cli/args';
 import { AwsClients, AwsEndpoint, createClients, createPipelineResources, LocalResources, startMoto } from './aws-services';
 import { AUDIT_FILE_BASENAME, AuditSettings, MariaDbInstance } from './mariadb';
 import { preflight } from './preflight';
@@ -18,7 +19,7 @@ import { startRdsLogEndpoint } from './rds-endpoint';
 import type { RdsLogEndpoint, RdsLogEndpointOptions } from './rds-endpoint';
 import type { InstanceConfig } from './rds-endpoint/types';
 import { LAB_ACCOUNT_ID } from './runner/events';
-import { LambdaServiceOptions, LocalLambdaService } from './runner/lambda-service';
+import { downloaderBudgetProblem, LambdaServiceOptions, LocalLambdaService } from './runner/lambda-service';
 import { PipelineDefinition, synthesizePipeline } from './stack-definition';
 import type { SourceFile } from './verify';
 
@@ -90,6 +91,9 @@ export async function startLabSession(options: LabSessionOptions, registry: Proc
       log('[lab] synthesizing BackupPipelineStack (definitions come from its template)');
       definition = synthesizePipeline(region, LAB_ACCOUNT_ID);
     }
+    // Before anything starts: these settings would leave the pipeline spinning, not failing.
+    const budgetProblem = downloaderBudgetProblem(definition, options.lambda ?? {});
+    if (budgetProblem) throw new UsageError(budgetProblem);
 
     let databases: LabSession['databases'];
     if (localRds && !fixtures && tools.database) {

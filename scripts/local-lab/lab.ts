@@ -107,9 +107,10 @@ export function parseLabOptions(argv: string[]): LabOptions | 'help' {
   if (values.help) return 'help';
   const timeouts: LabOptions['timeouts'] = {};
   for (const entry of values.timeout ?? []) {
-    const match = /^(\w+)=(\d+)$/.exec(entry);
-    if (!match?.[1] || !match[2]) throw new UsageError(`--timeout takes ROLE=MS, got "${entry}"`);
-    timeouts[role(match[1], '--timeout')] = Number(match[2]);
+    const match = /^(\w+)=(.*)$/.exec(entry);
+    if (!match?.[1] || match[2] === undefined) throw new UsageError(`--timeout takes ROLE=MS, got "${entry}"`);
+    const timed = role(match[1], '--timeout');
+    timeouts[timed] = positiveWholeNumber(`--timeout ${timed}`, match[2], 0);
   }
   const envOverrides: LabOptions['envOverrides'] = {};
   for (const entry of values.env ?? []) {
@@ -408,6 +409,10 @@ async function main(): Promise<number> {
     log(`[lab] ${ok ? 'PASS' : 'FAIL'} in ${formatDuration(Date.now() - startedAt)}: report written to ${join(workDir, 'report.json')}`);
     return ok ? 0 : 1;
   } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`[lab] ${error.message}\n`);
+      return 2;
+    }
     if (error instanceof PreflightError) {
       process.stderr.write(`[lab] ${error.message}\n`);
       return 3;

@@ -26,6 +26,14 @@ describe('npm run lab number options', () => {
     expect(() => parseLabOptions(['--rotations', '1.5'])).toThrow('--rotations must be a whole number, got "1.5"');
   });
 
+  it('takes --timeout budgets as whole milliseconds above 0, naming the function', () => {
+    expect(parseLabOptions(['--timeout', 'downloader=2500'])).toMatchObject({ timeouts: { downloader: 2500 } });
+    expect(() => parseLabOptions(['--timeout', 'downloader=0'])).toThrow('--timeout downloader must be a positive number, got "0"');
+    expect(() => parseLabOptions(['--timeout', 'detector=1.5'])).toThrow('--timeout detector must be a whole number, got "1.5"');
+    expect(() => parseLabOptions(['--timeout', 'scanner=soon'])).toThrow(UsageError);
+    expect(() => parseLabOptions(['--timeout', 'downloader'])).toThrow('--timeout takes ROLE=MS, got "downloader"');
+  });
+
   it('reports an unknown option as a usage error', () => {
     expect(() => parseLabOptions(['--durations', '5'])).toThrow(UsageError);
   });

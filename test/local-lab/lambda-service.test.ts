@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
-import { RECONCILE_EVENT_FIELDS } from '../../lambda/shared/contract';
+import { ENV, RECONCILE_EVENT_FIELDS } from '../../lambda/shared/contract';
 import type { ReconcileSummary } from '../../lambda/shared/reconcile';
 import type { LocalResources } from '../../scripts/local-lab/aws-services';
 import { ProcessRegistry } from '../../scripts/local-lab/processes';
 import type { InvokeResult, LambdaFunction } from '../../scripts/local-lab/runner/lambda-function';
-import { LocalLambdaService } from '../../scripts/local-lab/runner/lambda-service';
+import { downloaderBudgetProblem, LocalLambdaService } from '../../scripts/local-lab/runner/lambda-service';
 import { emptySqsPumpStats } from '../../scripts/local-lab/runner/sqs-source';
 import { emptyStreamPumpStats } from '../../scripts/local-lab/runner/stream-source';
 import { type FunctionRole, synthesizePipeline } from '../../scripts/local-lab/stack-definition';
@@ -164,5 +164,34 @@ describe('LocalLambdaService schedules', () => {
     } finally {
       cleanup();
     }
+  });
+});
+
+describe('downloaderBudgetProblem', () => {
+  const marginMs = Number(definition.functions.downloader.environment[ENV.safetyMarginMs]);
+
+  it("accepts the template's own budget and margin", () => {
+    expect(marginMs).toBeGreaterThan(0);
+    expect(downloaderBudgetProblem(definition, {})).toBeUndefined();
+  });
+
+  it('refuses a budget no larger than the margin, naming both and the options that change them', () => {
+    for (const budget of [2500, marginMs]) {
+      const problem = downloaderBudgetProblem(definition, { timeoutMs: { downloader: budget } });
+      expect(problem).toContain(`budget (${budget} ms)`);
+      expect(problem).toContain(`${ENV.safetyMarginMs} = ${marginMs} ms`);
+      expect(problem).toContain('--timeout downloader=MS');
+    }
+    expect(downloaderBudgetProblem(definition, { timeoutMs: { downloader: marginMs + 1 } })).toBeUndefined();
+  });
+
+  it('judges a short budget against the margin it is given with it, as the scenarios set them', () => {
+    const timeoutMs = { downloader: 2500 };
+    expect(downloaderBudgetProblem(definition, { timeoutMs, envOverrides: { downloader: { [ENV.safetyMarginMs]: '2000' } } })).toBeUndefined();
+    expect(downloaderBudgetProblem(definition, { timeoutMs, envOverrides: { downloader: { [ENV.safetyMarginMs]: '2500' } } })).toContain('= 2500 ms');
+    // Budgets of the other functions are not the downloader's.
+    expect(downloaderBudgetProblem(definition, { timeoutMs: { detector: 1 } })).toBeUndefined();
+    // The handler refuses a margin that is not a number itself, with its own message.
+    expect(downloaderBudgetProblem(definition, { timeoutMs, envOverrides: { downloader: { [ENV.safetyMarginMs]: 'soon' } } })).toBeUndefined();
   });
 });

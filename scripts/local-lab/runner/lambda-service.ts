@@ -10,6 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { CONFIG_DEFAULTS } from '../../../lambda/shared/config';
 import { ENV } from '../../../lambda/shared/contract';
 import type { ReconcileSummary } from '../../../lambda/shared/reconcile';
 import { LAB_CREDENTIALS, LocalResources } from '../aws-services';
@@ -77,6 +78,30 @@ function reconcileSummaryOf(value: unknown): ReconcileSummary | undefined {
     return candidate as ReconcileSummary;
   }
   return undefined;
+}
+
+/**
+ * Why these settings leave the downloader unable to read, or undefined when they do not. It reads a page
+ * only while more than its safety margin is left, and a hand-off puts the item back to PENDING, which
+ * triggers it again: with a budget no larger than the margin every invocation hands its file on unread,
+ * forever, and the lab would spin instead of failing. A margin that is not a number is the handler's to
+ * report (its configuration refuses it).
+ */
+export function downloaderBudgetProblem(
+  definition: Pick<PipelineDefinition, 'functions'>,
+  options: Pick<LambdaServiceOptions, 'timeoutMs' | 'envOverrides'>,
+): string | undefined {
+  const downloader = definition.functions.downloader;
+  const budgetMs = options.timeoutMs?.downloader ?? downloader.timeoutSeconds * 1000;
+  const configured = options.envOverrides?.downloader?.[ENV.safetyMarginMs] ?? downloader.environment[ENV.safetyMarginMs];
+  const marginMs = configured === undefined ? CONFIG_DEFAULTS.safetyMarginMs : Number(configured);
+  if (!Number.isFinite(marginMs) || budgetMs > marginMs) return undefined;
+  return (
+    `the downloader's invocation budget (${budgetMs} ms) is not more than its safety margin ` +
+    `(${ENV.safetyMarginMs} = ${marginMs} ms): it reads only while more than the margin is left, so every ` +
+    `invocation would hand its file on unread and trigger the next, forever. Give it more time ` +
+    `(lab: --timeout downloader=MS) or a smaller margin (lab: --env downloader:${ENV.safetyMarginMs}=MS)`
+  );
 }
 
 /** Default lab-time cadence: as many cycles (scan intervals) as fit in one reconcile interval. */
