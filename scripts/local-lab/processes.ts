@@ -178,6 +178,9 @@ export function installCleanupHandlers(registry: ProcessRegistry, onFatal: (erro
     void registry.stopAll().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   };
   const onError = (error: unknown): void => {
+    // Once a signal is stopping the services, calls still in flight to them fail (connection refused):
+    // that is the shutdown the user asked for, and its exit status is the signal's.
+    if (signalled) return;
     onFatal(error);
     void registry.stopAll().finally(() => process.exit(1));
   };
