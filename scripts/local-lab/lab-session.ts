@@ -12,7 +12,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DEFAULT_CONFIG } from '../../lib/config';
 import { UsageError } from '../cli/args';
 import { AwsClients, AwsEndpoint, createClients, createPipelineResources, LocalResources, startMoto } from './aws-services';
-import { AUDIT_FILE_BASENAME, AuditSettings, MariaDbInstance } from './mariadb';
+import { AUDIT_FILE_BASENAME, AuditSettings, MariaDbInstance, MAX_AUDIT_FILE_ROTATIONS } from './mariadb';
 import { preflight } from './preflight';
 import { ProcessRegistry } from './processes';
 import { startRdsLogEndpoint } from './rds-endpoint';
@@ -148,6 +148,8 @@ export async function startLabSession(options: LabSessionOptions, registry: Proc
         stateFile: join(workDir, 'rds-endpoint-state.json'),
         clusters: [{ id: LAB_CLUSTER_ID, parameterGroup: LAB_PARAMETER_GROUP, instances }],
         parameterGroups: { [LAB_PARAMETER_GROUP]: { server_audit_logging: '1', server_audit_events: LAB_AUDIT_EVENTS } },
+        // Only when MariaDB may delete files: retaining them costs a scan per rotation.
+        ...(databases && options.audit.rotations < MAX_AUDIT_FILE_ROTATIONS ? { retainDir: join(workDir, 'retained') } : {}),
         ...options.endpointSettings,
       });
       const local = endpoint;
@@ -183,13 +185,17 @@ export async function startLabSession(options: LabSessionOptions, registry: Proc
       service,
       async localSourceFiles() {
         if (!endpoint) return [];
-        return (await endpoint.files()).map((file) => ({
-          instance: file.DBInstanceIdentifier,
-          logFileName: file.LogFileName,
-          ...(file.gone ? {} : { path: file.path }),
-          size: file.size,
-          gone: file.gone,
-        }));
+        return (await endpoint.files()).map((file) => {
+          // A file MariaDB deleted is still compared through its retained link, when there is one.
+          const path = file.gone ? file.retainedPath : file.path;
+          return {
+            instance: file.DBInstanceIdentifier,
+            logFileName: file.LogFileName,
+            ...(path !== undefined ? { path } : {}),
+            size: file.size,
+            gone: file.gone,
+          };
+        });
       },
       async stop({ keep = false, preserve = [] } = {}) {
         // Last started first: functions before the endpoint, the endpoint before the databases.

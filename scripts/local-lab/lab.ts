@@ -41,7 +41,9 @@ Options:
   --threads N                sysbench threads on the writer (default 2; the reader gets 1)
   --tables N / --table-size N  sysbench tables and rows per table (default 2 / 5000)
   --rotate-size BYTES        server_audit_file_rotate_size (default 1000000)
-  --rotations N              server_audit_file_rotations (default ${MAX_AUDIT_FILE_ROTATIONS}: nothing deleted)
+  --rotations N              server_audit_file_rotations (default ${MAX_AUDIT_FILE_ROTATIONS}: nothing deleted); with
+                             fewer, deleted files are compared through links in <workdir>/retained, and
+                             a file deleted before it was backed up fails the run
   --region REGION            AWS region the handlers see (default us-east-1)
   --rds-endpoint URL         use this RDS-API-compatible endpoint instead of the local one
                              (no local MariaDB then; also taken from AWS_ENDPOINT_URL_RDS)

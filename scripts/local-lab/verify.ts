@@ -447,7 +447,7 @@ export interface CatchUpState {
 }
 
 export function catchUpState(
-  sources: ReadonlyArray<{ instance: string; logFileName: string; size: number; expectLost?: boolean; expectFailedAt?: number }>,
+  sources: ReadonlyArray<{ instance: string; logFileName: string; size: number; gone?: boolean; expectLost?: boolean; expectFailedAt?: number }>,
   ledgerItems: ReadonlyArray<Record<string, unknown>>,
 ): CatchUpState {
   const byId = new Map(ledgerItems.map((item) => [fileId(String(item[LEDGER_ATTR.instance]), String(item[LEDGER_ATTR.file])), item]));
@@ -464,9 +464,13 @@ export function catchUpState(
       : source.expectFailedAt !== undefined
         ? status === LedgerStatus.FAILED && backedUp === source.expectFailedAt
         : status === LedgerStatus.DONE && backedUp === source.size;
+    // A deleted file that is LOST or DONE (with the bytes RDS last listed; it may have grown after that
+    // listing), or that the pipeline never listed, can no longer change: waiting for it would only delay
+    // the verification, which judges it.
+    const settled = source.gone === true && (item === undefined || status === LedgerStatus.LOST || status === LedgerStatus.DONE);
     if (complete) {
       state.done += 1;
-    } else {
+    } else if (!settled) {
       state.caughtUp = false;
       state.behind.push(`${fileId(source.instance, source.logFileName)} (${String(status ?? 'unseen')} ${backedUp}/${source.size})`);
       const changedAt = item?.[LEDGER_ATTR.statusChangedAt];

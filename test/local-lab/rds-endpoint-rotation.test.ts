@@ -37,7 +37,7 @@ test('scans overlapping rotations never declare a present file gone nor give one
   const files = 60;
   writeFileSync(join(dir, BASE), 'current\n');
   for (let index = 1; index <= files; index += 1) writeFileSync(join(dir, `${BASE}.${index}`), `file ${index}\n`);
-  const catalog = await LogFileCatalog.create(new Map([['writer', { kind: 'mariadb-audit' as const, dir, baseName: BASE }]]), undefined);
+  const catalog = await LogFileCatalog.create(new Map([['writer', { kind: 'mariadb-audit' as const, dir, baseName: BASE }]]));
   await catalog.list('writer');
 
   const rotator = spawn(process.execPath, ['-e', ROTATOR, dir, BASE, String(files), '300'], { stdio: 'inherit' });

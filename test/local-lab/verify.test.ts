@@ -268,4 +268,13 @@ describe('catchUpState', () => {
     const state = catchUpState([{ instance: INSTANCE, logFileName: 'a', size: 12, expectLost: true }], [item('a', 'LOST', 0)]);
     expect(state.caughtUp).toBe(true);
   });
+
+  it('does not wait for a deleted file that is LOST, DONE short of its bytes or never listed (the verification judges it)', () => {
+    const deleted = (logFileName: string) => ({ instance: INSTANCE, logFileName, size: 12, gone: true });
+    const state = catchUpState([deleted('lost'), deleted('grew-then-deleted'), deleted('never-listed')], [item('lost', 'LOST', 4), item('grew-then-deleted', 'DONE', 8)]);
+    expect(state).toMatchObject({ caughtUp: true, done: 0, behind: [] });
+    // A deleted file the pipeline still works on (it will end LOST or DONE), and a present LOST file, are waited for.
+    expect(catchUpState([deleted('a')], [item('a', 'PENDING', 4)]).behind).toHaveLength(1);
+    expect(catchUpState([{ instance: INSTANCE, logFileName: 'a', size: 12 }], [item('a', 'LOST', 4)]).caughtUp).toBe(false);
+  });
 });

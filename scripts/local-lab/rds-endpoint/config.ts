@@ -98,7 +98,7 @@ function parseCluster(value: unknown, where: string, baseDir: string): ClusterCo
 }
 
 /**
- * Options from JSON (the CLI's config file). Relative paths (log dirs, state file) are resolved
+ * Options from JSON (the CLI's config file). Relative paths (log dirs, state file, retain folder) are resolved
  * against `baseDir`, the config file's folder.
  */
 export function parseOptions(raw: unknown, baseDir: string): RdsLogEndpointOptions {
@@ -116,6 +116,8 @@ export function parseOptions(raw: unknown, baseDir: string): RdsLogEndpointOptio
     ),
     stateFile:
       object.stateFile === undefined ? undefined : resolve(baseDir, expectString(object.stateFile, 'config.stateFile')),
+    retainDir:
+      object.retainDir === undefined ? undefined : resolve(baseDir, expectString(object.retainDir, 'config.retainDir')),
     pageLimitBytes:
       object.pageLimitBytes === undefined ? undefined : expectPageLimit(object.pageLimitBytes, 'config.pageLimitBytes'),
     invalidUtf8: undefined,

@@ -10,10 +10,14 @@
  * in the directory (deleted by `server_audit_file_rotations`) is gone for good. The map is kept in an
  * optional JSON state file so a restarted endpoint keeps the names.
  *
+ * With a retain folder, every MariaDB file is also hard-linked there under its stable name as soon as it
+ * is seen, and the folders are watched so that a rotation is seen when it happens, not at the next
+ * request: a file MariaDB deletes keeps its bytes, so the lab can still compare it with its backup.
+ *
  * Every request rescans (one readdir + one stat per file): cheap, and never stale.
  */
-import { constants as fsConstants, Stats } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { constants as fsConstants, Stats, watch, type FSWatcher } from 'node:fs';
+import { link, mkdir, open, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { notFoundLogFile } from './query-protocol';
@@ -50,6 +54,8 @@ interface StableEntry extends Identity {
   /** Base64 of the file's first bytes: tells a reused inode apart when there is no birth time. */
   fingerprint: string;
   gone: boolean;
+  /** A hard link to the file in the retain folder, once made. */
+  retainedPath?: string;
 }
 
 interface StateFileContent {
@@ -124,25 +130,68 @@ class KeyedQueue {
   }
 }
 
+export interface CatalogOptions {
+  /** JSON file keeping the identity -> stable-name map across restarts. */
+  stateFile?: string;
+  /** Folder to hard-link every MariaDB audit file into, under its stable name (see the module comment). */
+  retainDir?: string;
+  now?: () => number;
+}
+
 export class LogFileCatalog {
   private readonly queue = new KeyedQueue();
   private state: StateFileContent = { version: STATE_VERSION, instances: {} };
   private persisting: Promise<void> = Promise.resolve();
+  private readonly watchers: FSWatcher[] = [];
+  /** Instances with a scan queued by the watcher and not started yet: one is enough. */
+  private readonly scanQueued = new Set<string>();
 
   private constructor(
     private readonly sources: ReadonlyMap<string, LogSourceConfig | undefined>,
     private readonly stateFile: string | undefined,
+    private readonly retainDir: string | undefined,
     private readonly now: () => number,
   ) {}
 
-  static async create(
-    sources: ReadonlyMap<string, LogSourceConfig | undefined>,
-    stateFile: string | undefined,
-    now: () => number = Date.now,
-  ): Promise<LogFileCatalog> {
-    const catalog = new LogFileCatalog(sources, stateFile, now);
-    if (stateFile) catalog.state = await loadState(stateFile);
+  static async create(sources: ReadonlyMap<string, LogSourceConfig | undefined>, options: CatalogOptions = {}): Promise<LogFileCatalog> {
+    const catalog = new LogFileCatalog(sources, options.stateFile, options.retainDir, options.now ?? Date.now);
+    if (options.stateFile) catalog.state = await loadState(options.stateFile);
+    if (options.retainDir) catalog.watchMariaDbFolders();
     return catalog;
+  }
+
+  /** Stops watching the folders. */
+  close(): void {
+    for (const watcher of this.watchers.splice(0)) watcher.close();
+  }
+
+  /**
+   * Scans an instance whenever its folder gains, loses or renames a file, so a file that lives shorter
+   * than the time between two requests is still seen and retained. Best effort: a failed scan here is
+   * repeated by the next request's own scan, which reports its error to that request.
+   */
+  private watchMariaDbFolders(): void {
+    for (const [instanceId, source] of this.sources) {
+      if (source?.kind !== 'mariadb-audit') continue;
+      let watcher: FSWatcher;
+      try {
+        watcher = watch(source.dir, (event) => {
+          if (event !== 'rename' || this.scanQueued.has(instanceId)) return;
+          this.scanQueued.add(instanceId);
+          void this.queue
+            .run(instanceId, () => {
+              this.scanQueued.delete(instanceId);
+              return this.scanMariaDb(instanceId, source);
+            })
+            .catch(() => undefined);
+        });
+      } catch (error) {
+        if (isNotFound(error)) continue; // no folder yet: requests still scan (and retain) as usual
+        throw error;
+      }
+      watcher.on('error', () => watcher.close());
+      this.watchers.push(watcher);
+    }
   }
 
   /** The instance's files now, sorted by name. */
@@ -179,17 +228,22 @@ export class LogFileCatalog {
     const result: ServedFileInfo[] = [];
     for (const instanceId of this.sources.keys()) {
       const live = await this.list(instanceId);
-      const info = (file: { name: string; path: string; size: number; lastWritten: number }, gone: boolean) => ({
-        DBInstanceIdentifier: instanceId,
-        LogFileName: file.name,
-        path: file.path,
-        size: file.size,
-        lastWritten: file.lastWritten,
-        gone,
-        hidden: isHidden(instanceId, file.name),
-      });
+      const entries = this.state.instances[instanceId] ?? [];
+      const info = (file: { name: string; path: string; size: number; lastWritten: number }, gone: boolean): ServedFileInfo => {
+        const retainedPath = entries.find((entry) => entry.name === file.name)?.retainedPath;
+        return {
+          DBInstanceIdentifier: instanceId,
+          LogFileName: file.name,
+          path: file.path,
+          ...(retainedPath ? { retainedPath } : {}),
+          size: file.size,
+          lastWritten: file.lastWritten,
+          gone,
+          hidden: isHidden(instanceId, file.name),
+        };
+      };
       result.push(...live.map((file) => info(file, false)));
-      const vanished = (this.state.instances[instanceId] ?? []).filter((entry) => entry.gone);
+      const vanished = entries.filter((entry) => entry.gone);
       result.push(
         ...vanished.map((entry) =>
           info({ name: entry.name, path: entry.path, size: entry.lastSize, lastWritten: entry.lastWritten }, true),
@@ -255,6 +309,11 @@ export class LogFileCatalog {
       });
       changed = true;
     }
+    if (this.retainDir) {
+      for (const entry of entries) {
+        if (!entry.gone && !entry.retainedPath && (await this.retain(instanceId, entry))) changed = true;
+      }
+    }
     if (changed) await this.persist();
 
     return entries
@@ -288,6 +347,30 @@ export class LogFileCatalog {
     }
     const missing = live.filter((entry) => !matched.some((match) => match.entry === entry));
     return { matched, unknown, missing, fingerprints };
+  }
+
+  /**
+   * Hard-links the file into the retain folder. The path is from this scan and a rotation may have put
+   * another file there since, so the link counts only if it holds this file's identity; otherwise (or
+   * when the path is already empty) it is undone and a later scan tries again.
+   */
+  private async retain(instanceId: string, entry: StableEntry): Promise<boolean> {
+    const target = join(this.retainDir as string, instanceId, ...entry.name.split('/'));
+    await mkdir(dirname(target), { recursive: true });
+    try {
+      await link(entry.path, target);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException | undefined)?.code;
+      if (code === 'ENOENT') return false;
+      if (code !== 'EEXIST') throw error;
+      // A link left by an attempt that found another file there, or by an earlier endpoint run.
+    }
+    if (sameIdentity(identityOf(await stat(target)), entry)) {
+      entry.retainedPath = target;
+      return true;
+    }
+    await unlink(target);
+    return false;
   }
 
   private newName(entries: StableEntry[], bornMs: number): string {

@@ -117,7 +117,10 @@ export async function startRdsLogEndpoint(options: RdsLogEndpointOptions): Promi
   const model = new RdsModel(options);
   const catalog = await LogFileCatalog.create(
     new Map(options.clusters.flatMap((cluster) => cluster.instances).map((instance) => [instance.id, instance.logs])),
-    options.stateFile,
+    {
+      ...(options.stateFile !== undefined ? { stateFile: options.stateFile } : {}),
+      ...(options.retainDir !== undefined ? { retainDir: options.retainDir } : {}),
+    },
   );
 
   let faults: Faults = structuredClone(NO_FAULTS);
@@ -340,6 +343,7 @@ export async function startRdsLogEndpoint(options: RdsLogEndpointOptions): Promi
     port,
     close: () =>
       new Promise<void>((resolve, reject) => {
+        catalog.close();
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeAllConnections();
       }),

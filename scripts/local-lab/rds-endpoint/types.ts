@@ -97,6 +97,11 @@ export interface RdsLogEndpointOptions {
   parameterGroups: Record<string, Record<string, string>>;
   /** JSON file keeping the inode -> stable-name map across restarts (optional). */
   stateFile?: string;
+  /**
+   * Folder to hard-link every MariaDB audit file into as soon as it is seen (optional): a file
+   * `server_audit_file_rotations` deletes keeps its bytes there, for comparing with its backup.
+   */
+  retainDir?: string;
   /** Page limit of DownloadDBLogFilePortion in bytes; default DEFAULT_PAGE_LIMIT_BYTES. */
   pageLimitBytes?: number;
   /**
@@ -202,6 +207,8 @@ export interface ServedFileInfo {
   LogFileName: string;
   /** Current path on disk; for a vanished file, where it was last seen. */
   path: string;
+  /** Its hard link in the retain folder (RdsLogEndpointOptions.retainDir), which outlives a deletion. */
+  retainedPath?: string;
   /** Bytes at the last scan. */
   size: number;
   /** Epoch ms of the last modification at the last scan. */
