@@ -45,3 +45,18 @@ export function wholeNumberFromZero(option: string, raw: string | undefined, fal
   if (raw.trim() === '' || !Number.isInteger(value) || value < 0) throw new UsageError(`${option} must be a whole number, 0 or more, got "${raw}"`);
   return value;
 }
+
+/** An endpoint option: undefined when absent; a usage error naming the option unless an http(s) URL. */
+export function httpUrl(option: string, raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new UsageError(`${option} must be an http:// or https:// URL, got "${raw}"`);
+  }
+  return raw;
+}

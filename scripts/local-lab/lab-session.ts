@@ -14,6 +14,7 @@ import { UsageError } from '../cli/args';
 import { AwsClients, AwsEndpoint, createClients, createPipelineResources, LocalResources, startMoto } from './aws-services';
 import { AUDIT_FILE_BASENAME, AuditSettings, MariaDbInstance, MAX_AUDIT_FILE_ROTATIONS } from './mariadb';
 import { preflight } from './preflight';
+import { checkRdsEndpointAnswers } from './rds-api-source';
 import { ProcessRegistry } from './processes';
 import { startRdsLogEndpoint } from './rds-endpoint';
 import type { RdsLogEndpoint, RdsLogEndpointOptions } from './rds-endpoint';
@@ -94,6 +95,7 @@ export async function startLabSession(options: LabSessionOptions, registry: Proc
     // Before anything starts: these settings would leave the pipeline spinning, not failing.
     const budgetProblem = downloaderBudgetProblem(definition, options.lambda ?? {});
     if (budgetProblem) throw new UsageError(budgetProblem);
+    if (options.rdsEndpointUrl !== undefined) await checkRdsEndpointAnswers(options.rdsEndpointUrl, region);
 
     let databases: LabSession['databases'];
     if (localRds && !fixtures && tools.database) {

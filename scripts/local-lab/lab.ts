@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { LEDGER_ATTR } from '../../lambda/shared/contract';
-import { parseOptions as parseArgs, positiveNumber, positiveWholeNumber, UsageError } from '../cli/args';
+import { httpUrl, parseOptions as parseArgs, positiveNumber, positiveWholeNumber, UsageError } from '../cli/args';
 import { LAB_CREDENTIALS } from './aws-services';
 import { deadLetterQueueUrls, LabSession, startLabSession } from './lab-session';
 import { MAX_AUDIT_FILE_ROTATIONS } from './mariadb';
@@ -128,8 +128,11 @@ export function parseLabOptions(argv: string[]): LabOptions | 'help' {
   if (reconcileEvery !== undefined && !/^\d+$/.test(reconcileEvery)) {
     throw new UsageError(`--reconcile-every must be a whole number of cycles (0: never during the run), got "${reconcileEvery}"`);
   }
-  const rdsEndpointUrl = values['rds-endpoint'] ?? process.env.AWS_ENDPOINT_URL_RDS;
-  const awsEndpointUrl = values['aws-endpoint'] ?? process.env.AWS_ENDPOINT_URL;
+  // Checked here: a bad URL would otherwise surface as every handler failing, cycle after cycle.
+  const rdsEndpointUrl =
+    values['rds-endpoint'] !== undefined ? httpUrl('--rds-endpoint', values['rds-endpoint']) : httpUrl('AWS_ENDPOINT_URL_RDS', process.env.AWS_ENDPOINT_URL_RDS || undefined);
+  const awsEndpointUrl =
+    values['aws-endpoint'] !== undefined ? httpUrl('--aws-endpoint', values['aws-endpoint']) : httpUrl('AWS_ENDPOINT_URL', process.env.AWS_ENDPOINT_URL || undefined);
   return {
     durationSeconds: positiveNumber('--duration', values.duration, 60),
     cycleIntervalMs: positiveNumber('--cycle-interval', values['cycle-interval'], 5) * 1000,

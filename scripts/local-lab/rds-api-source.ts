@@ -7,14 +7,16 @@
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { once } from 'node:events';
-import { DescribeDBLogFilesCommand, DownloadDBLogFilePortionCommand, RDSClient } from '@aws-sdk/client-rds';
+import { DescribeDBInstancesCommand, DescribeDBLogFilesCommand, DownloadDBLogFilePortionCommand, RDSClient } from '@aws-sdk/client-rds';
 import { AUDIT_LOG_FILENAME_FRAGMENT, LEDGER_ATTR } from '../../lambda/shared/contract';
 import { LAB_CREDENTIALS } from './aws-services';
+import { PreflightError } from './preflight';
 import type { LabSession } from './lab-session';
 import { scanLedger, SourceFile } from './verify';
 
 const TRUNCATION_TEXT = '[Your log message was truncated]';
 const LINES_PER_PAGE = 10_000;
+const ENDPOINT_CHECK_TIMEOUT_MS = 10_000;
 
 async function downloadWholeFile(rds: RDSClient, instance: string, logFileName: string, target: string): Promise<void> {
   mkdirSync(dirname(target), { recursive: true });
@@ -41,6 +43,21 @@ async function downloadWholeFile(rds: RDSClient, instance: string, logFileName: 
   } finally {
     out.end();
     await once(out, 'close');
+  }
+}
+
+/**
+ * Fails fast, before anything starts, when the endpoint does not answer: otherwise every scan would
+ * fail, cycle after cycle, until the workload time is over. One call, no retries.
+ */
+export async function checkRdsEndpointAnswers(url: string, region: string): Promise<void> {
+  const rds = new RDSClient({ region, endpoint: url, credentials: LAB_CREDENTIALS, maxAttempts: 1 });
+  try {
+    await rds.send(new DescribeDBInstancesCommand({ MaxRecords: 20 }), { abortSignal: AbortSignal.timeout(ENDPOINT_CHECK_TIMEOUT_MS) });
+  } catch (error) {
+    throw new PreflightError(`the RDS endpoint ${url} does not answer DescribeDBInstances: ${(error as Error).message || String(error)}`);
+  } finally {
+    rds.destroy();
   }
 }
 

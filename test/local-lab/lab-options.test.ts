@@ -34,6 +34,22 @@ describe('npm run lab number options', () => {
     expect(() => parseLabOptions(['--timeout', 'downloader'])).toThrow('--timeout takes ROLE=MS, got "downloader"');
   });
 
+  it('refuses an endpoint that is not an http(s) URL before anything starts, from the option or the environment', () => {
+    expect(parseLabOptions(['--rds-endpoint', 'http://127.0.0.1:4599'])).toMatchObject({ rdsEndpointUrl: 'http://127.0.0.1:4599' });
+    expect(() => parseLabOptions(['--rds-endpoint', 'notaurl'])).toThrow('--rds-endpoint must be an http:// or https:// URL, got "notaurl"');
+    expect(() => parseLabOptions(['--aws-endpoint', '127.0.0.1:4566'])).toThrow(/--aws-endpoint must be an http/);
+    const saved = process.env.AWS_ENDPOINT_URL_RDS;
+    try {
+      process.env.AWS_ENDPOINT_URL_RDS = 'localhost:4599';
+      expect(() => parseLabOptions([])).toThrow('AWS_ENDPOINT_URL_RDS must be an http:// or https:// URL, got "localhost:4599"');
+      // The option wins over the environment, as documented.
+      expect(parseLabOptions(['--rds-endpoint', 'http://127.0.0.1:1'])).toMatchObject({ rdsEndpointUrl: 'http://127.0.0.1:1' });
+    } finally {
+      if (saved === undefined) delete process.env.AWS_ENDPOINT_URL_RDS;
+      else process.env.AWS_ENDPOINT_URL_RDS = saved;
+    }
+  });
+
   it('reports an unknown option as a usage error', () => {
     expect(() => parseLabOptions(['--durations', '5'])).toThrow(UsageError);
   });

@@ -1,4 +1,4 @@
-import { parseOptions, positiveNumber, positiveWholeNumber, UsageError, wholeNumberFromZero } from '../../scripts/cli/args';
+import { httpUrl, parseOptions, positiveNumber, positiveWholeNumber, UsageError, wholeNumberFromZero } from '../../scripts/cli/args';
 
 describe('number options shared by the commands', () => {
   test('an absent option takes its default; a given one is read as a number', () => {
@@ -27,5 +27,17 @@ describe('number options shared by the commands', () => {
     expect(() => parseOptions(config)).toThrow(UsageError);
     expect(() => parseOptions({ ...config, args: ['--known', '-1'] })).toThrow(UsageError);
     expect(() => parseOptions({ ...config, args: ['--known', '-1'] })).toThrow(/--known=-XYZ/);
+  });
+});
+
+describe('endpoint options', () => {
+  test('an http(s) URL is taken as given; absent stays absent', () => {
+    expect(httpUrl('--rds-endpoint', 'http://127.0.0.1:4599')).toBe('http://127.0.0.1:4599');
+    expect(httpUrl('--aws-endpoint', 'https://example.test/')).toBe('https://example.test/');
+    expect(httpUrl('--rds-endpoint', undefined)).toBeUndefined();
+  });
+
+  test.each(['127.0.0.1:4599', 'notaurl', 'ftp://127.0.0.1/', ''])('"%s" is a usage error naming the option', (raw) => {
+    expect(() => httpUrl('--rds-endpoint', raw)).toThrow(new UsageError(`--rds-endpoint must be an http:// or https:// URL, got "${raw}"`));
   });
 });
