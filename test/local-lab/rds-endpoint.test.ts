@@ -324,6 +324,21 @@ describe('DescribeDBLogFiles', () => {
 describe('DownloadDBLogFilePortion', () => {
   const FILE = 'audit/audit.log.0.2026-11-25-13-05.0';
 
+  test('lines are capped at 10000 only without Marker and NumberOfLines, as RDS documents; from a Marker the byte limit governs', async () => {
+    // 30000 short lines (30 bytes each, 900,000 bytes): more than 10000 lines fit in one page.
+    const content = Array.from({ length: 30_000 }, (_, index) => `${String(index).padStart(28, '0')},\n`).join('');
+    const dir = fixtureDir('short-lines', { [FILE]: content });
+    const client = rds(await start(oneInstance(dir)));
+    const lines = (page: { LogFileData?: string }) => (page.LogFileData ?? '').split('\n').length - 1;
+
+    const fromStart = await download(client, 'writer', FILE, '0');
+    expect(lines(fromStart)).toBe(30_000);
+    expect(fromStart.AdditionalDataPending).toBe(false);
+    expect(lines(await download(client, 'writer', FILE))).toBe(10_000); // the newest lines
+    expect(lines(await download(client, 'writer', FILE, '0', 12_345))).toBe(12_345);
+    expect(lines(await download(client, 'writer', FILE, undefined, 20_000))).toBe(20_000);
+  });
+
   test.each(['escaped', 'cdata'] as const)('a multi-page download from Marker "0" is byte-identical to the file (%s)', async (encoding) => {
     const content = trickyLog(3000);
     const dir = fixtureDir('logs', { [FILE]: content });

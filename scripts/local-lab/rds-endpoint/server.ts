@@ -30,7 +30,7 @@ import {
   DEFAULT_PAGE_LIMIT_BYTES,
   EndpointStats,
   Faults,
-  MAX_LINES_PER_PAGE,
+  TAIL_PAGE_LINES,
   NO_FAULTS,
   RDS_ACTIONS,
   RdsAction,
@@ -183,7 +183,7 @@ export async function startRdsLogEndpoint(options: RdsLogEndpointOptions): Promi
     if (numberOfLines !== undefined && numberOfLines < 1) {
       throw invalidParameter(`NumberOfLines must be at least 1; got ${numberOfLines}`);
     }
-    const maxLines = Math.min(numberOfLines ?? MAX_LINES_PER_PAGE, MAX_LINES_PER_PAGE);
+    const maxLines = numberOfLines ?? (marker === undefined ? TAIL_PAGE_LINES : Number.POSITIVE_INFINITY);
     if (isHidden(instance.id, name)) throw notFoundLogFile(name);
 
     const { handle, size } = await catalog.open(instance.id, name);

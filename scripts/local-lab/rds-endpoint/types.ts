@@ -8,10 +8,12 @@ import { RDS_TRUNCATION_TEXT } from '../../../lambda/shared/contract';
 export const DEFAULT_PAGE_LIMIT_BYTES = 1_000_000;
 
 /**
- * Lines per `DownloadDBLogFilePortion` page when `NumberOfLines` is absent, and the cap applied to a
- * larger `NumberOfLines` (RDS documents 10000 lines as the most one call returns).
+ * Lines of a `DownloadDBLogFilePortion` call with neither `Marker` nor `NumberOfLines` (the newest
+ * lines): the only line cap RDS documents. From a Marker a page runs to the end of the file or to
+ * `NumberOfLines`, within the page limit; capping those at 10000 lines as well made pages of short
+ * audit lines (~85 bytes) hold ~0.85 MB, and the calls per MB a property of the lab, not of RDS.
  */
-export const MAX_LINES_PER_PAGE = 10_000;
+export const TAIL_PAGE_LINES = 10_000;
 
 /**
  * What a page ends with when a line is cut at the page limit: the cut bytes, then exactly these bytes
