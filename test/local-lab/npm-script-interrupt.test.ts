@@ -7,18 +7,10 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isAlive } from '../../scripts/local-lab/processes';
 
 const REPO_ROOT = join(__dirname, '..', '..');
 const scripts = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** How the npm script `name` starts its TypeScript entry point (the command before the path). */
 function runnerOf(name: string, entry: string): string {
