@@ -129,10 +129,10 @@ export function parseLabOptions(argv: string[]): LabOptions | 'help' {
     throw new UsageError(`--reconcile-every must be a whole number of cycles (0: never during the run), got "${reconcileEvery}"`);
   }
   // Checked here: a bad URL would otherwise surface as every handler failing, cycle after cycle.
-  const rdsEndpointUrl =
-    values['rds-endpoint'] !== undefined ? httpUrl('--rds-endpoint', values['rds-endpoint']) : httpUrl('AWS_ENDPOINT_URL_RDS', process.env.AWS_ENDPOINT_URL_RDS || undefined);
-  const awsEndpointUrl =
-    values['aws-endpoint'] !== undefined ? httpUrl('--aws-endpoint', values['aws-endpoint']) : httpUrl('AWS_ENDPOINT_URL', process.env.AWS_ENDPOINT_URL || undefined);
+  const endpoint = (option: string, value: string | undefined, envName: string): string | undefined =>
+    value !== undefined ? httpUrl(option, value) : httpUrl(envName, process.env[envName] || undefined);
+  const rdsEndpointUrl = endpoint('--rds-endpoint', values['rds-endpoint'], 'AWS_ENDPOINT_URL_RDS');
+  const awsEndpointUrl = endpoint('--aws-endpoint', values['aws-endpoint'], 'AWS_ENDPOINT_URL');
   return {
     durationSeconds: positiveNumber('--duration', values.duration, 60),
     cycleIntervalMs: positiveNumber('--cycle-interval', values['cycle-interval'], 5) * 1000,

@@ -229,8 +229,9 @@ export class LogFileCatalog {
     for (const instanceId of this.sources.keys()) {
       const live = await this.list(instanceId);
       const entries = this.state.instances[instanceId] ?? [];
+      const retainedPaths = new Map(entries.map((entry) => [entry.name, entry.retainedPath]));
       const info = (file: { name: string; path: string; size: number; lastWritten: number }, gone: boolean): ServedFileInfo => {
-        const retainedPath = entries.find((entry) => entry.name === file.name)?.retainedPath;
+        const retainedPath = retainedPaths.get(file.name);
         return {
           DBInstanceIdentifier: instanceId,
           LogFileName: file.name,

@@ -117,10 +117,7 @@ export async function startRdsLogEndpoint(options: RdsLogEndpointOptions): Promi
   const model = new RdsModel(options);
   const catalog = await LogFileCatalog.create(
     new Map(options.clusters.flatMap((cluster) => cluster.instances).map((instance) => [instance.id, instance.logs])),
-    {
-      ...(options.stateFile !== undefined ? { stateFile: options.stateFile } : {}),
-      ...(options.retainDir !== undefined ? { retainDir: options.retainDir } : {}),
-    },
+    { stateFile: options.stateFile, retainDir: options.retainDir },
   );
 
   let faults: Faults = structuredClone(NO_FAULTS);
