@@ -31,12 +31,19 @@ export interface LogPage {
 
 /** A single line longer than a page: RDS cannot return it whole, so it must not be stored cut. */
 export class LineTooLongError extends Error {
+  static readonly errorName = 'LineTooLongError';
+
+  /** Whether a ledger item's LastError was written for this error (the downloader records `name: message`). */
+  static isRecordedReason(lastError: string | undefined): boolean {
+    return lastError?.startsWith(`${LineTooLongError.errorName}:`) === true;
+  }
+
   constructor(instance: string, file: string, marker: string) {
     super(
       `a single line of ${instance} ${file} at marker ${marker} exceeds the 1 MB page limit and comes back ` +
         `truncated even when read alone; it cannot be backed up byte-identical`,
     );
-    this.name = 'LineTooLongError';
+    this.name = LineTooLongError.errorName;
   }
 }
 

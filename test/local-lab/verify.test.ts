@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
 import { LedgerStatus, segmentObjectKey } from '../../lambda/shared/contract';
+import { LineTooLongError } from '../../lambda/shared/rds-log-reader';
 import {
   catchUpState,
   FileEvidence,
   judgeFile,
+  ledgerCatchUpSources,
   ProblemCode,
   sliceKey,
   summarize,
+  unexplainedReconcilerFindings,
 } from '../../scripts/local-lab/verify';
 
 const INSTANCE = 'lab-writer';
@@ -276,5 +279,62 @@ describe('catchUpState', () => {
     // A deleted file the pipeline still works on (it will end LOST or DONE), and a present LOST file, are waited for.
     expect(catchUpState([deleted('a')], [item('a', 'PENDING', 4)]).behind).toHaveLength(1);
     expect(catchUpState([{ instance: INSTANCE, logFileName: 'a', size: 12 }], [item('a', 'LOST', 4)]).caughtUp).toBe(false);
+  });
+});
+
+describe('ledgerCatchUpSources (an external endpoint: the ledger is all the lab sees)', () => {
+  const item = (file: string, status: string, backedUp: number, lastError?: string) => ({
+    DBInstanceIdentifier: INSTANCE,
+    LogFileName: file,
+    Size: 12,
+    Status: status,
+    BackedUpBytes: backedUp,
+    StatusChangedAt: 1000,
+    ...(lastError !== undefined ? { LastError: lastError } : {}),
+  });
+  const longLine = new LineTooLongError(INSTANCE, 'a', '0:7');
+
+  it('settles a file FAILED at a line RDS cannot return whole, where it stopped', () => {
+    const ledger = [item('a', 'FAILED', 7, `${longLine.name}: ${longLine.message}`), item('b', 'DONE', 12)];
+    const sources = ledgerCatchUpSources(ledger);
+    expect(sources).toEqual([
+      { instance: INSTANCE, logFileName: 'a', size: 12, expectFailedAt: 7 },
+      { instance: INSTANCE, logFileName: 'b', size: 12 },
+    ]);
+    expect(catchUpState(sources, ledger)).toMatchObject({ caughtUp: true, done: 2 });
+  });
+
+  it('keeps waiting for a file FAILED for any other reason (it is re-driven), or re-driven after a long line', () => {
+    const throttled = [item('a', 'FAILED', 7, 'ThrottlingException: Rate exceeded')];
+    expect(catchUpState(ledgerCatchUpSources(throttled), throttled).behind).toHaveLength(1);
+    const redriven = [item('a', 'PENDING', 7, `${longLine.name}: ${longLine.message}`)];
+    expect(catchUpState(ledgerCatchUpSources(redriven), redriven).caughtUp).toBe(false);
+    const quoted = [item('a', 'FAILED', 7, `Error: the query quoted "${longLine.name}: x"`)];
+    expect(catchUpState(ledgerCatchUpSources(quoted), quoted).caughtUp).toBe(false);
+  });
+});
+
+describe('unexplainedReconcilerFindings', () => {
+  const summary = (findingsByCode: Record<string, number>) => ({
+    findings: Object.values(findingsByCode).reduce((sum, count) => sum + count, 0),
+    findingsByCode,
+    itemsVerified: 3,
+    objectsChecked: 3,
+    redriven: [],
+    waitingForBackoff: 0,
+    changedMeanwhile: 0,
+  });
+
+  it('explains a FAILED and an UNSTORED_BYTES finding per file expected FAILED, no more', () => {
+    expect(unexplainedReconcilerFindings(summary({}), 0)).toBe(0);
+    expect(unexplainedReconcilerFindings(summary({ FAILED: 1 }), 1)).toBe(0);
+    expect(unexplainedReconcilerFindings(summary({ FAILED: 1, UNSTORED_BYTES: 1 }), 1)).toBe(0);
+    expect(unexplainedReconcilerFindings(summary({ FAILED: 1 }), 0)).toBe(1);
+    expect(unexplainedReconcilerFindings(summary({ FAILED: 2, UNSTORED_BYTES: 2 }), 1)).toBe(2);
+  });
+
+  it('never explains another finding by an expected FAILED file', () => {
+    expect(unexplainedReconcilerFindings(summary({ GAP: 1 }), 1)).toBe(1);
+    expect(unexplainedReconcilerFindings(summary({ FAILED: 1, LOST: 1 }), 1)).toBe(1);
   });
 });

@@ -3,6 +3,7 @@
  * Marker, a slow endpoint.
  */
 import { ENV, LedgerStatus, RDS_TRUNCATION_TEXT } from '../../../../lambda/shared/contract';
+import { LineTooLongError } from '../../../../lambda/shared/rds-log-reader';
 import { formatBytes } from '../../progress';
 import type { Scenario } from '../harness';
 import { checkEndpointListsFixtures, countLogLines, FIXTURE_PAGE_LIMIT, HAND_OFF_LOG, fixtureSession, growAcrossCycles, portionCalls, storedObjects } from './common';
@@ -104,7 +105,7 @@ export const lineLongerThanPage: Scenario = {
     );
 
     const item = (await run.ledgerItems()).find((candidate) => candidate.DBInstanceIdentifier === cut.instance && candidate.LogFileName === cut.logFileName);
-    run.check('the file is FAILED and says why', item?.Status === LedgerStatus.FAILED && /LineTooLongError/.test(item.LastError ?? ''), `${item?.Status}: ${item?.LastError?.slice(0, 160)}`);
+    run.check('the file is FAILED and says why', item?.Status === LedgerStatus.FAILED && LineTooLongError.isRecordedReason(item.LastError), `${item?.Status}: ${item?.LastError?.slice(0, 160)}`);
     run.check('the endpoint cut the long line at the page limit', endpoint.stats().truncatedPages > 0, `${endpoint.stats().truncatedPages} cut pages`);
     const withText = (await storedObjects(session)).filter((object) => object.body.includes(RDS_TRUNCATION_TEXT));
     run.check('no stored object contains the truncation text', withText.length === 0, withText.map((object) => object.key).join(', '));
