@@ -1,7 +1,7 @@
 /**
  * Command line of the audit-log analyser. On the lab host it runs bundled as
  * `node /home/ec2-user/scripts/audit-analysis.js`, from the repository as
- * `npx tsx scripts/audit-analysis/cli.ts`.
+ * `node --import tsx scripts/audit-analysis/cli.ts`.
  *
  *   plan    writes the SQL of a test run and prints its marker, users and passwords (KEY=value)
  *   verify  reads audit logs (bucket or local folder), checks a run's expectations, writes reports

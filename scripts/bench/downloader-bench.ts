@@ -6,7 +6,7 @@
  * (bench-results/downloader.json) peak RSS and heap growth, DownloadDBLogFilePortion calls per MiB and
  * throughput, and fails if the stored bytes differ from the source.
  *
- *   npx tsx scripts/bench/downloader-bench.ts [--mb 300] [--max-object-mb 128] [--page-kb 1024]
+ *   node --import tsx scripts/bench/downloader-bench.ts [--mb 300] [--max-object-mb 128] [--page-kb 1024]
  *       [--pages-per-pass N] [--cut-straddling] [--out bench-results/downloader.json]
  *
  * --pages-per-pass N ends each pass after N pages (a time-budget hand-off) to measure resumption;

@@ -1,5 +1,5 @@
 /**
- * `npx tsx scripts/cli/lab-check.ts [--keep]`: runs `npm run verify` and `npm run restore` exactly as
+ * `node --import tsx scripts/cli/lab-check.ts [--keep]`: runs `npm run verify` and `npm run restore` exactly as
  * an operator would (child processes, standard endpoint variables) against a local-lab session — moto
  * for S3/DynamoDB/SQS, the project's RDS log endpoint serving fixture files, the real handlers — then
  * breaks the backup three ways and expects each to be found:
@@ -27,7 +27,6 @@ import { LAB_INSTANCE_IDS, type LabSession, startLabSession } from '../local-lab
 import { installCleanupHandlers, ProcessRegistry } from '../local-lab/processes';
 
 const ROOT = join(__dirname, '..', '..');
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 const REGION = 'us-east-1';
 const FILE_A = 'audit/audit.log.0.2026-11-25-13-05.0';
 const FILE_B = 'audit/audit.log.1.2026-11-25-13-05.0';
@@ -69,7 +68,12 @@ async function runCli(session: LabSession, script: 'verify' | 'restore', args: s
     [ENV.bucket]: session.resources.bucket,
     [ENV.ledgerTable]: session.resources.ledgerTable,
   };
-  const child = spawn(TSX, [join(ROOT, 'scripts', 'cli', `${script}.ts`), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The npm scripts' own command line (`node --import tsx ...`).
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts', 'cli', `${script}.ts`), ...args], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
   child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));

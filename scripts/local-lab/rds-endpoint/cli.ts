@@ -2,7 +2,7 @@
  * Starts the local RDS log endpoint from a JSON config file (the RdsLogEndpointOptions shape; relative
  * paths resolve against the file's folder) and prints its URL as the first line on stdout.
  *
- *   npx tsx scripts/local-lab/rds-endpoint/cli.ts --config lab-rds.json [--port 4599] [--state state.json]
+ *   node --import tsx scripts/local-lab/rds-endpoint/cli.ts --config lab-rds.json [--port 4599] [--state state.json]
  *
  * Runs until SIGINT/SIGTERM.
  */

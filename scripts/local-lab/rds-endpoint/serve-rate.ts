@@ -3,7 +3,7 @@
  * (Marker "0", loop on AdditionalDataPending, pages counted and released), as the denominator of the benchmark's
  * "pipeline throughput ÷ raw serve rate". The client decodes LogFileData as the downloader's does.
  *
- *   npx tsx scripts/local-lab/rds-endpoint/serve-rate.ts [--size-mib 1024] [--dir /tmp] [--encoding escaped|cdata]
+ *   node --import tsx scripts/local-lab/rds-endpoint/serve-rate.ts [--size-mib 1024] [--dir /tmp] [--encoding escaped|cdata]
  *
  * writes a synthetic MariaDB-format audit file of that size, serves it from an in-process endpoint (as
  * the local lab runs it, in the runner's process), measures, prints JSON and deletes the file.
