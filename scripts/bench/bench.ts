@@ -974,6 +974,7 @@ async function main(): Promise<number> {
 
   const { workDir } = options;
   const registry = beginRun('bench', workDir, join(dirname(workDir), 'bench-pids.json'), log, 'logs');
+  if (typeof registry === 'number') return registry;
 
   const startedAt = Date.now();
   let exitCode = 1;

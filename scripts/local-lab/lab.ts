@@ -265,6 +265,7 @@ async function main(): Promise<number> {
 
   const { workDir } = options;
   const registry = beginRun('lab', workDir, join(workDir, 'pids.json'), log);
+  if (typeof registry === 'number') return registry;
 
   const startedAt = Date.now();
   let session: LabSession | undefined;

@@ -30,6 +30,23 @@ interface PidRecord {
   cmdline: string;
 }
 
+/** The pid file: the run that owns the work folder, and the children it has running. */
+interface PidFileContent {
+  owner?: PidRecord;
+  children: PidRecord[];
+}
+
+/** Another live run owns the work folder: reaping its children and wiping its folder would wreck it. */
+export class RunInProgressError extends Error {
+  constructor(readonly owner: PidRecord) {
+    super(
+      `another run (pid ${owner.pid}: ${owner.cmdline.split('\0').join(' ').trim()}) is still using this work folder. ` +
+        `Wait for it to end or stop it (Ctrl-C in its terminal, or kill ${owner.pid}), or give this run another one (--workdir).`,
+    );
+    this.name = 'RunInProgressError';
+  }
+}
+
 const GRACE_MS = 5000;
 
 function readCmdline(pid: number): string | undefined {
@@ -38,6 +55,23 @@ function readCmdline(pid: number): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Whether the recorded process still runs: the same pid with the same command line (pids are reused). */
+function stillRunning(record: PidRecord): boolean {
+  return isAlive(record.pid) && readCmdline(record.pid) === record.cmdline;
+}
+
+function readPidFile(pidFile: string): PidFileContent | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(pidFile, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  // Before the owner was recorded, the file was the bare list of children.
+  if (Array.isArray(parsed)) return { children: parsed as PidRecord[] };
+  return parsed as PidFileContent;
 }
 
 /** Whether a process with this pid exists (signal 0 checks without signalling). */
@@ -62,11 +96,19 @@ export class ProcessRegistry {
   private readonly processes = new Set<TrackedProcess>();
   private stopping: Promise<void> | undefined;
 
+  private readonly owner: PidRecord | undefined;
+
   /**
-   * @param pidFile where the pids of running children are recorded, so a later run can stop what a
-   *   killed (SIGKILL) run left behind — identified by pid *and* unchanged command line, never by name.
+   * @param pidFile where this process (the owner) and the pids of its running children are recorded,
+   *   so a later run can stop what a killed (SIGKILL) run left behind, and refuse to start while the
+   *   owner still runs. Processes are identified by pid *and* unchanged command line, never by name.
+   *   The file is written at once: it claims the work folder.
    */
-  constructor(private readonly pidFile?: string) {}
+  constructor(private readonly pidFile?: string) {
+    const cmdline = readCmdline(process.pid);
+    this.owner = cmdline === undefined ? undefined : { pid: process.pid, cmdline };
+    this.writePidFile();
+  }
 
   start(name: string, command: string, args: readonly string[], options: StartOptions = {}): TrackedProcess {
     const logFd = options.logFile ? openSync(options.logFile, 'a') : undefined;
@@ -129,17 +171,18 @@ export class ProcessRegistry {
     return [...this.processes];
   }
 
-  /** Kills children recorded by an earlier run that did not get to clean up (it was SIGKILLed). */
+  /**
+   * Kills children recorded by an earlier run that did not get to clean up (it was SIGKILLed). Throws
+   * RunInProgressError, killing nothing, while the run that wrote the file still runs.
+   */
   static reapLeftovers(pidFile: string): number {
-    let records: PidRecord[];
-    try {
-      records = JSON.parse(readFileSync(pidFile, 'utf8')) as PidRecord[];
-    } catch {
-      return 0;
-    }
+    const content = readPidFile(pidFile);
+    if (!content) return 0;
+    const { owner } = content;
+    if (owner && owner.pid !== process.pid && stillRunning(owner)) throw new RunInProgressError(owner);
     let reaped = 0;
-    for (const record of records) {
-      if (isAlive(record.pid) && readCmdline(record.pid) === record.cmdline) {
+    for (const record of content.children) {
+      if (stillRunning(record)) {
         signalGroup(record.pid, 'SIGKILL');
         reaped += 1;
       }
@@ -149,14 +192,15 @@ export class ProcessRegistry {
 
   private writePidFile(): void {
     if (!this.pidFile) return;
-    const records: PidRecord[] = [];
+    const children: PidRecord[] = [];
     for (const tracked of this.processes) {
       const pid = tracked.child.pid;
       const cmdline = pid === undefined ? undefined : readCmdline(pid);
-      if (pid !== undefined && cmdline !== undefined) records.push({ pid, cmdline });
+      if (pid !== undefined && cmdline !== undefined) children.push({ pid, cmdline });
     }
+    const content: PidFileContent = { ...(this.owner ? { owner: this.owner } : {}), children };
     try {
-      writeFileSync(this.pidFile, JSON.stringify(records));
+      writeFileSync(this.pidFile, JSON.stringify(content));
     } catch {
       // The work folder may already be removed at the very end of a run.
     }
@@ -216,13 +260,30 @@ export function parseCommandLine<T>(parse: (argv: string[]) => T | 'help', help:
   }
 }
 
+/** Exit status of a command that did not start because another run owns its work folder. */
+export const EXIT_RUN_IN_PROGRESS = 3;
+
 /**
  * Begins a command's run: stops what an earlier, killed run left behind (its pid file), empties the work
  * folder (recreating `folder` inside it), and returns the registry whose children are stopped on exit,
- * failure and Ctrl-C.
+ * failure and Ctrl-C. While another run still owns the work folder it touches nothing, says so, and
+ * returns EXIT_RUN_IN_PROGRESS.
  */
-export function beginRun(label: string, workDir: string, pidFile: string, log: (line: string) => void, folder = '.'): ProcessRegistry {
-  const reaped = ProcessRegistry.reapLeftovers(pidFile);
+export function beginRun(
+  label: string,
+  workDir: string,
+  pidFile: string,
+  log: (line: string) => void,
+  folder = '.',
+): ProcessRegistry | typeof EXIT_RUN_IN_PROGRESS {
+  let reaped: number;
+  try {
+    reaped = ProcessRegistry.reapLeftovers(pidFile);
+  } catch (error) {
+    if (!(error instanceof RunInProgressError)) throw error;
+    process.stderr.write(`[${label}] ${workDir}: ${error.message}\n`);
+    return EXIT_RUN_IN_PROGRESS;
+  }
   if (reaped > 0) log(`[${label}] stopped ${reaped} process(es) an earlier, killed run left behind`);
   rmSync(workDir, { recursive: true, force: true });
   mkdirSync(`${workDir}/${folder}`, { recursive: true });

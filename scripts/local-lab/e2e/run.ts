@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { positiveNumber } from '../../cli/args';
 import { startMoto } from '../aws-services';
 import { findExecutable, preflight, PreflightError } from '../preflight';
-import { installCleanupHandlers, ProcessRegistry } from '../processes';
+import { EXIT_RUN_IN_PROGRESS, installCleanupHandlers, ProcessRegistry, RunInProgressError } from '../processes';
 import { formatDuration } from '../progress';
 import { LAB_ACCOUNT_ID } from '../runner/events';
 import { synthesizePipeline } from '../stack-definition';
@@ -167,8 +167,15 @@ async function main(): Promise<number> {
   const reportFile = resolve(values.report ?? join(workRoot, 'e2e-report.json'));
   const region = values.region ?? 'us-east-1';
   const pidFile = join(workRoot, 'suite.pids.json');
-  let reaped = ProcessRegistry.reapLeftovers(pidFile);
-  for (const scenario of SCENARIOS) reaped += ProcessRegistry.reapLeftovers(join(workRoot, `${scenario.id}.pids.json`));
+  let reaped = 0;
+  try {
+    reaped = ProcessRegistry.reapLeftovers(pidFile);
+    for (const scenario of SCENARIOS) reaped += ProcessRegistry.reapLeftovers(join(workRoot, `${scenario.id}.pids.json`));
+  } catch (error) {
+    if (!(error instanceof RunInProgressError)) throw error;
+    process.stderr.write(`[e2e] ${workRoot}: ${error.message}\n`);
+    return EXIT_RUN_IN_PROGRESS;
+  }
   if (reaped > 0) log(`[e2e] stopped ${reaped} process(es) an earlier, killed run left behind`);
   rmSync(workRoot, { recursive: true, force: true });
   mkdirSync(join(workRoot, 'logs'), { recursive: true });

@@ -1,0 +1,87 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beginRun, EXIT_RUN_IN_PROGRESS, isAlive, ProcessRegistry, RunInProgressError } from '../../scripts/local-lab/processes';
+
+/** Starts a run owning `pidFile`; resolves with it and the pid of the child it registered. */
+async function startOwningRun(pidFile: string): Promise<{ owner: ChildProcess; childPid: number }> {
+  const owner = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'fixtures', 'owning-run.ts'), pidFile], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = (await once(owner.stdout!, 'data')) as [Buffer];
+  const match = /^ready (\d+)/.exec(line.toString());
+  if (!match) throw new Error(`unexpected output from the owning run: ${line.toString()}`);
+  return { owner, childPid: Number(match[1]) };
+}
+
+async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}
+
+describe('run ownership of a work folder', () => {
+  let dir: string;
+  const started: number[] = [];
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'run-ownership-'));
+  });
+  afterEach(() => {
+    for (const pid of started.splice(0)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses to reap or wipe while the run that owns the folder still runs', async () => {
+    const workDir = join(dir, 'work');
+    const pidFile = join(workDir, 'pids.json');
+    mkdirSync(workDir);
+    const { owner, childPid } = await startOwningRun(pidFile);
+    started.push(owner.pid!, childPid);
+    writeFileSync(join(workDir, 'evidence'), 'the owning run is using this');
+
+    expect(() => ProcessRegistry.reapLeftovers(pidFile)).toThrow(RunInProgressError);
+    expect(() => ProcessRegistry.reapLeftovers(pidFile)).toThrow(`pid ${owner.pid}`);
+    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(beginRun('lab', workDir, pidFile, () => undefined)).toBe(EXIT_RUN_IN_PROGRESS);
+      expect(String(stderr.mock.calls[0]?.[0])).toContain('--workdir');
+    } finally {
+      stderr.mockRestore();
+    }
+    expect(isAlive(childPid)).toBe(true);
+    expect(existsSync(join(workDir, 'evidence'))).toBe(true);
+  });
+
+  it('stops the children of a run that was killed', async () => {
+    const pidFile = join(dir, 'pids.json');
+    const { owner, childPid } = await startOwningRun(pidFile);
+    started.push(childPid);
+    owner.kill('SIGKILL');
+    await once(owner, 'exit');
+
+    expect(ProcessRegistry.reapLeftovers(pidFile)).toBe(1);
+    expect(await waitUntil(() => !isAlive(childPid))).toBe(true);
+  });
+
+  it('still reads the pid file of an earlier version (a bare list of children)', async () => {
+    const pidFile = join(dir, 'pids.json');
+    const { owner, childPid } = await startOwningRun(pidFile);
+    started.push(owner.pid!, childPid);
+    const { children } = JSON.parse(readFileSync(pidFile, 'utf8')) as { children: unknown[] };
+    writeFileSync(pidFile, JSON.stringify(children));
+
+    expect(ProcessRegistry.reapLeftovers(pidFile)).toBe(1);
+    expect(await waitUntil(() => !isAlive(childPid))).toBe(true);
+  });
+});
