@@ -21,7 +21,7 @@ import { LAB_AUDIT_EVENTS, LabSession, startLabSession } from '../local-lab/lab-
 import { MAX_AUDIT_FILE_ROTATIONS } from '../local-lab/mariadb';
 import { sleep } from '../local-lab/net';
 import { preflight, PreflightError } from '../local-lab/preflight';
-import { beginRun, parseCommandLine } from '../local-lab/processes';
+import { beginRun, parseCommandLine, WORK_FOLDER_MARKER } from '../local-lab/processes';
 import { formatBytes, formatDuration, reportLines } from '../local-lab/progress';
 import { EndpointStats, RdsLogEndpoint, startRdsLogEndpoint } from '../local-lab/rds-endpoint';
 import { writeSyntheticAuditLog } from '../local-lab/rds-endpoint/serve-rate';
@@ -66,7 +66,8 @@ Options:
                           (default 0: the endpoint answers as fast as it can, the goal's condition)
   --init-runs N           fresh-process init measurements per bundle (default 9)
   --out FILE              JSON output (default bench-results/bench.json)
-  --workdir DIR           working folder, wiped at start and removed at the end (default bench-results/work)
+  --workdir DIR           working folder, emptied at start (new, empty or an earlier run's) and removed at
+                          the end (default bench-results/work)
   --keep                  keep the working folder (datadirs, audit files, handler logs)
   -h, --help              this text
 `;
@@ -973,7 +974,7 @@ async function main(): Promise<number> {
   if (typeof options === 'number') return options;
 
   const { workDir } = options;
-  const registry = beginRun('bench', workDir, join(dirname(workDir), 'bench-pids.json'), log, 'logs');
+  const registry = beginRun('bench', workDir, join(dirname(workDir), 'bench-pids.json'), log, { folder: 'logs' });
   if (typeof registry === 'number') return registry;
 
   const startedAt = Date.now();
@@ -1059,7 +1060,7 @@ async function main(): Promise<number> {
     process.stderr.write(`[bench] failed: ${String((error as Error)?.stack ?? error)}\n`);
     return 1;
   } finally {
-    if (session) await session.stop({ keep: options.keep, preserve: ['logs'] });
+    if (session) await session.stop({ keep: options.keep, preserve: ['logs', WORK_FOLDER_MARKER] });
     await counter?.close();
     await registry.stopAll();
     // A failed run keeps the handlers' and services' logs for a look; a good one leaves nothing.

@@ -11,7 +11,7 @@ import { deadLetterQueueUrls, LabSession, startLabSession } from './lab-session'
 import { MAX_AUDIT_FILE_ROTATIONS } from './mariadb';
 import { sleep } from './net';
 import { PreflightError } from './preflight';
-import { beginRun, parseCommandLine } from './processes';
+import { beginRun, parseCommandLine, WORK_FOLDER_MARKER } from './processes';
 import { formatBytes, formatDuration, progressLine, reconcilerText, reportLines } from './progress';
 import type { ReconcilerRun } from './runner/lambda-service';
 import { FUNCTION_ROLES, type FunctionRole } from './stack-definition';
@@ -44,7 +44,8 @@ Options:
   --reconcile-every N        reconcile-schedule tick every N cycles (default: the stack's reconcile rate
                              over its scan rate); 0: only the final run after catch-up
   --catch-up-timeout SECONDS how long to wait for the pipeline to catch up (default 300)
-  --workdir DIR              lab working folder, wiped at start (default .lab in the repository)
+  --workdir DIR              lab working folder, emptied at start: a new or empty folder, or one an
+                             earlier run used (default .lab in the repository)
   --keep                     keep everything in the working folder afterwards (datadirs, audit files)
   --threads N                sysbench threads on the writer (default 2; the reader gets 1)
   --tables N / --table-size N  sysbench tables and rows per table (default 2 / 5000)
@@ -264,7 +265,7 @@ async function main(): Promise<number> {
   if (typeof options === 'number') return options;
 
   const { workDir } = options;
-  const registry = beginRun('lab', workDir, join(workDir, 'pids.json'), log);
+  const registry = beginRun('lab', workDir, join(workDir, 'pids.json'), log, { earlierRunFiles: ['pids.json', 'report.json'] });
   if (typeof registry === 'number') return registry;
 
   const startedAt = Date.now();
@@ -429,7 +430,7 @@ async function main(): Promise<number> {
     process.stderr.write(`[lab] failed: ${String((error as Error)?.stack ?? error)}\n`);
     return 1;
   } finally {
-    if (session) await session.stop({ keep: options.keep, preserve: ['report.json', 'logs', 'audit-report', 'pids.json'] });
+    if (session) await session.stop({ keep: options.keep, preserve: ['report.json', 'logs', 'audit-report', 'pids.json', WORK_FOLDER_MARKER] });
     await registry.stopAll();
   }
 }

@@ -7,7 +7,8 @@
  * whole (a shell script's own children included).
  */
 import { ChildProcess, spawn, SpawnOptions } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface TrackedProcess {
   readonly name: string;
@@ -262,31 +263,89 @@ export function parseCommandLine<T>(parse: (argv: string[]) => T | 'help', help:
 
 /** Exit status of a command that did not start because another run owns its work folder. */
 export const EXIT_RUN_IN_PROGRESS = 3;
+/** Exit status of a command given a work folder it will not empty (a usage error). */
+export const EXIT_NOT_A_WORK_FOLDER = 2;
+
+/**
+ * Marks a lab work folder. A run empties its work folder first, so only a folder that is missing, empty
+ * or marked is ever emptied: `--workdir .` must not delete a repository, nor `--workdir ~` a home.
+ */
+export const WORK_FOLDER_MARKER = '.lab-work-folder';
+
+export class NotAWorkFolderError extends Error {
+  constructor(workDir: string, why: string) {
+    super(
+      `${workDir} ${why}; refusing to empty it (a run empties its work folder first). ` +
+        'Give --workdir a new or empty folder, or one an earlier run used.',
+    );
+    this.name = 'NotAWorkFolderError';
+  }
+}
+
+/**
+ * Empties `workDir` for a new run and marks it. Throws NotAWorkFolderError, touching nothing, when it
+ * holds anything but an earlier run's work: no marker and none of `earlierRunFiles` (what runs left
+ * before folders were marked).
+ */
+export function prepareWorkFolder(workDir: string, earlierRunFiles: readonly string[] = []): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(workDir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new NotAWorkFolderError(workDir, 'is not a folder');
+    if (code !== 'ENOENT') throw error;
+    entries = [];
+  }
+  const ours = entries.length === 0 || [WORK_FOLDER_MARKER, ...earlierRunFiles].some((name) => entries.includes(name));
+  if (!ours) throw new NotAWorkFolderError(workDir, `holds files no lab run wrote (it has no ${WORK_FOLDER_MARKER})`);
+  rmSync(workDir, { recursive: true, force: true });
+  mkdirSync(workDir, { recursive: true });
+  writeFileSync(join(workDir, WORK_FOLDER_MARKER), 'A lab work folder: every run that uses it empties it first.\n');
+}
+
+/**
+ * Says why a run may not start in `workDir` (another run owns it, or it is no work folder) and returns
+ * the command's exit status; any other error is rethrown.
+ */
+export function refusedStartStatus(
+  label: string,
+  workDir: string,
+  error: unknown,
+): typeof EXIT_RUN_IN_PROGRESS | typeof EXIT_NOT_A_WORK_FOLDER {
+  if (error instanceof RunInProgressError) {
+    process.stderr.write(`[${label}] ${workDir}: ${error.message}\n`);
+    return EXIT_RUN_IN_PROGRESS;
+  }
+  if (error instanceof NotAWorkFolderError) {
+    process.stderr.write(`[${label}] ${error.message}\n`);
+    return EXIT_NOT_A_WORK_FOLDER;
+  }
+  throw error;
+}
 
 /**
  * Begins a command's run: stops what an earlier, killed run left behind (its pid file), empties the work
- * folder (recreating `folder` inside it), and returns the registry whose children are stopped on exit,
- * failure and Ctrl-C. While another run still owns the work folder it touches nothing, says so, and
- * returns EXIT_RUN_IN_PROGRESS.
+ * folder (see prepareWorkFolder; recreating `folder` inside it), and returns the registry whose children
+ * are stopped on exit, failure and Ctrl-C. While another run still owns the work folder, or when the
+ * folder is not one a run may empty, it touches nothing, says so, and returns the exit status.
  */
 export function beginRun(
   label: string,
   workDir: string,
   pidFile: string,
   log: (line: string) => void,
-  folder = '.',
-): ProcessRegistry | typeof EXIT_RUN_IN_PROGRESS {
+  options: { folder?: string; earlierRunFiles?: readonly string[] } = {},
+): ProcessRegistry | typeof EXIT_RUN_IN_PROGRESS | typeof EXIT_NOT_A_WORK_FOLDER {
   let reaped: number;
   try {
     reaped = ProcessRegistry.reapLeftovers(pidFile);
+    if (reaped > 0) log(`[${label}] stopped ${reaped} process(es) an earlier, killed run left behind`);
+    prepareWorkFolder(workDir, options.earlierRunFiles);
   } catch (error) {
-    if (!(error instanceof RunInProgressError)) throw error;
-    process.stderr.write(`[${label}] ${workDir}: ${error.message}\n`);
-    return EXIT_RUN_IN_PROGRESS;
+    return refusedStartStatus(label, workDir, error);
   }
-  if (reaped > 0) log(`[${label}] stopped ${reaped} process(es) an earlier, killed run left behind`);
-  rmSync(workDir, { recursive: true, force: true });
-  mkdirSync(`${workDir}/${folder}`, { recursive: true });
+  mkdirSync(join(workDir, options.folder ?? '.'), { recursive: true });
   const registry = new ProcessRegistry(pidFile);
   installCleanupHandlers(registry, (error) => process.stderr.write(`[${label}] fatal: ${String((error as Error)?.stack ?? error)}\n`));
   return registry;

@@ -4,13 +4,13 @@
  * judged by the same oracle (harness.ts). Prints progress and a summary, writes a JSON report, and
  * ends with the line `E2E: N passed, M failed`; exit status 0 only when every scenario passed.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { positiveNumber } from '../../cli/args';
 import { startMoto } from '../aws-services';
 import { findExecutable, preflight, PreflightError } from '../preflight';
-import { EXIT_RUN_IN_PROGRESS, installCleanupHandlers, ProcessRegistry, RunInProgressError } from '../processes';
+import { installCleanupHandlers, prepareWorkFolder, ProcessRegistry, refusedStartStatus } from '../processes';
 import { formatDuration } from '../progress';
 import { LAB_ACCOUNT_ID } from '../runner/events';
 import { synthesizePipeline } from '../stack-definition';
@@ -28,7 +28,7 @@ is stored exactly once, byte-identical, that vanished files are LOST, and that n
 Options:
   --only ID[,ID...]   run only these scenarios (see --list)
   --list              list the scenarios and exit
-  --workdir DIR       working folder, wiped at start (default .lab-e2e in the repository)
+  --workdir DIR       working folder, emptied at start: new, empty or an earlier run's (default .lab-e2e)
   --report FILE       JSON report (default <workdir>/e2e-report.json)
   --keep              keep each scenario's files (fixtures, datadirs) afterwards
   --timeout-factor F  multiply every scenario's hard time limit by F (default 1; e.g. 2 on a slow machine)
@@ -171,13 +171,11 @@ async function main(): Promise<number> {
   try {
     reaped = ProcessRegistry.reapLeftovers(pidFile);
     for (const scenario of SCENARIOS) reaped += ProcessRegistry.reapLeftovers(join(workRoot, `${scenario.id}.pids.json`));
+    if (reaped > 0) log(`[e2e] stopped ${reaped} process(es) an earlier, killed run left behind`);
+    prepareWorkFolder(workRoot, ['suite.pids.json', 'e2e-report.json']);
   } catch (error) {
-    if (!(error instanceof RunInProgressError)) throw error;
-    process.stderr.write(`[e2e] ${workRoot}: ${error.message}\n`);
-    return EXIT_RUN_IN_PROGRESS;
+    return refusedStartStatus('e2e', workRoot, error);
   }
-  if (reaped > 0) log(`[e2e] stopped ${reaped} process(es) an earlier, killed run left behind`);
-  rmSync(workRoot, { recursive: true, force: true });
   mkdirSync(join(workRoot, 'logs'), { recursive: true });
   // The folder ignores itself, so a run never shows up as changes in the repository.
   writeFileSync(join(workRoot, '.gitignore'), '*\n');

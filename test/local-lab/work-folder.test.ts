@@ -1,9 +1,19 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beginRun, EXIT_RUN_IN_PROGRESS, isAlive, ProcessRegistry, RunInProgressError } from '../../scripts/local-lab/processes';
+import {
+  beginRun,
+  EXIT_NOT_A_WORK_FOLDER,
+  EXIT_RUN_IN_PROGRESS,
+  isAlive,
+  NotAWorkFolderError,
+  prepareWorkFolder,
+  ProcessRegistry,
+  RunInProgressError,
+  WORK_FOLDER_MARKER,
+} from '../../scripts/local-lab/processes';
 
 /** Starts a run owning `pidFile`; resolves with it and the pid of the child it registered. */
 async function startOwningRun(pidFile: string): Promise<{ owner: ChildProcess; childPid: number }> {
@@ -83,5 +93,61 @@ describe('run ownership of a work folder', () => {
 
     expect(ProcessRegistry.reapLeftovers(pidFile)).toBe(1);
     expect(await waitUntil(() => !isAlive(childPid))).toBe(true);
+  });
+});
+
+describe('a run empties only a work folder', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'work-folder-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('creates a missing folder, or takes an empty one, and marks it', () => {
+    for (const workDir of [join(dir, 'new', 'nested'), mkdtempSync(join(dir, 'empty-'))]) {
+      prepareWorkFolder(workDir);
+      expect(readdirSync(workDir)).toEqual([WORK_FOLDER_MARKER]);
+    }
+  });
+
+  it('empties a folder an earlier run marked, or one holding what runs left before folders were marked', () => {
+    const marked = join(dir, 'marked');
+    prepareWorkFolder(marked);
+    writeFileSync(join(marked, 'report.json'), '{}');
+    prepareWorkFolder(marked);
+    expect(readdirSync(marked)).toEqual([WORK_FOLDER_MARKER]);
+
+    const earlier = join(dir, 'earlier');
+    mkdirSync(join(earlier, 'logs'), { recursive: true });
+    writeFileSync(join(earlier, 'pids.json'), '[]');
+    prepareWorkFolder(earlier, ['pids.json']);
+    expect(readdirSync(earlier)).toEqual([WORK_FOLDER_MARKER]);
+  });
+
+  it('refuses, touching nothing, a folder holding anything else (a repository, a home) or a file', () => {
+    const repository = join(dir, 'repository');
+    mkdirSync(join(repository, '.git'), { recursive: true });
+    writeFileSync(join(repository, 'README.md'), 'keep me');
+    expect(() => prepareWorkFolder(repository, ['pids.json'])).toThrow(NotAWorkFolderError);
+    expect(readdirSync(repository).sort()).toEqual(['.git', 'README.md']);
+
+    const file = join(dir, 'notes.txt');
+    writeFileSync(file, 'keep me too');
+    expect(() => prepareWorkFolder(file)).toThrow('is not a folder');
+    expect(readFileSync(file, 'utf8')).toBe('keep me too');
+  });
+
+  it('beginRun says so and returns the usage status', () => {
+    const repository = join(dir, 'repository');
+    mkdirSync(repository);
+    writeFileSync(join(repository, 'README.md'), 'keep me');
+    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(beginRun('lab', repository, join(repository, 'pids.json'), () => undefined)).toBe(EXIT_NOT_A_WORK_FOLDER);
+      expect(String(stderr.mock.calls[0]?.[0])).toContain(`${repository} holds files no lab run wrote`);
+    } finally {
+      stderr.mockRestore();
+    }
+    expect(readdirSync(repository)).toEqual(['README.md']);
   });
 });
