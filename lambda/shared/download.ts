@@ -40,6 +40,11 @@ import type { SealedSpool, SegmentSpool, SegmentWriter } from './segment-writer'
 
 /** Empty pages that still claim more data, in a row, before the pass gives up on the file. */
 const MAX_EMPTY_PAGES = 20;
+/**
+ * Pauses before reading again a file RDS refused (DBLogFileNotFoundFault) but still lists: the refusal
+ * lasts moments during a rotation. After the last one the pass ends FAILED (re-driven after a backoff).
+ */
+export const REFUSED_BUT_LISTED_RETRY_DELAYS_MS: readonly number[] = [500, 1000, 2000];
 
 export interface DownloadDependencies {
   ledger: Ledger;
@@ -455,8 +460,12 @@ class Pass {
     return this.result(abandoned ? 'FAILED' : 'CLAIM_LOST');
   }
 
-  /** RDS says the file (or instance) is gone: keep what was read, then LOST unless nothing is missing. */
-  async vanished(error: Error): Promise<DownloadResult> {
+  /**
+   * RDS says the file (or instance) is gone: keep what was read, then LOST unless nothing is missing.
+   * LOST means no longer listed, so a file RDS still lists (refused again and again) is FAILED
+   * instead: re-driven after the backoff, and no false LOST alarm.
+   */
+  async vanished(error: Error, stillListed: boolean): Promise<DownloadResult> {
     const { ledger, logger } = this.deps;
     await this.store();
     const current = await ledger.get(this.work);
@@ -464,6 +473,16 @@ class Pass {
     if (this.offset >= current.Size) {
       const done = await ledger.markDone(this.work, this.token, this.offset, this.deps.now());
       return this.result(done ? 'DONE' : 'CLAIM_LOST');
+    }
+    if (stillListed) {
+      const reason = `${error.name}: the download was refused, but RDS still lists the file; retried later`;
+      logger.warn('audit log file refused while still listed: FAILED, retried later', {
+        instance: this.work.instance,
+        file: this.work.file,
+        backedUpBytes: this.offset,
+      });
+      const abandoned = await ledger.abandon(this.work, this.token, LedgerStatus.FAILED, reason, this.deps.now());
+      return this.result(abandoned ? 'FAILED' : 'CLAIM_LOST');
     }
     const reason = `${error.name}: RDS no longer has the file; bytes ${this.offset}-${current.Size} were never stored`;
     logger.error('audit log file LOST before it was fully backed up', {
@@ -543,11 +562,19 @@ export async function backUpLogFile(
       if (resolution.kind === 'conflict') return await pass.failOnConflict(resolution.reason);
     }
     let stop: StopReason;
-    try {
-      stop = await pass.download(budget);
-    } catch (error) {
-      if (isLogFileNotFound(error) || isInstanceNotFound(error)) return await pass.vanished(error as Error);
-      throw error;
+    for (let refusals = 0; ; refusals++) {
+      try {
+        stop = await pass.download(budget);
+        break;
+      } catch (error) {
+        if (!isLogFileNotFound(error) && !isInstanceNotFound(error)) throw error;
+        // LOST means no longer listed: a file RDS still lists was refused during a rotation.
+        const stillListed = isLogFileNotFound(error) && (await deps.reader.isListed(work.instance, work.file));
+        const delay = REFUSED_BUT_LISTED_RETRY_DELAYS_MS[refusals];
+        if (!stillListed || delay === undefined) return await pass.vanished(error as Error, stillListed);
+        deps.logger.warn('RDS refused a file it still lists (a rotation): reading it again shortly', { work, delayMs: delay });
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
     }
     return await pass.finish(stop);
   } catch (error) {

@@ -102,6 +102,23 @@ export class RdsLogReader {
   }
 
   /**
+   * Whether RDS still lists this file of the instance (false when the instance is gone too). A
+   * download can answer DBLogFileNotFoundFault briefly during a rotation while the file stays listed.
+   */
+  async isListed(instance: string, file: string): Promise<boolean> {
+    try {
+      const pages = paginateDescribeDBLogFiles({ client: this.rds }, { DBInstanceIdentifier: instance, FilenameContains: file });
+      for await (const page of pages) {
+        if ((page.DescribeDBLogFiles ?? []).some((entry) => entry.LogFileName === file)) return true;
+      }
+      return false;
+    } catch (error) {
+      if (isInstanceNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
    * One page from `marker`. A page that ends in a truncated line is read again from the same marker
    * with only the complete lines before the cut (halving when that is still truncated), so the
    * returned data always ends at a line boundary of the source file.

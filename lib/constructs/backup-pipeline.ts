@@ -442,8 +442,10 @@ export class BackupPipeline extends Construct {
       new iam.PolicyStatement({ actions: [...LEDGER_ACTIONS.detector], resources: [ledgerTable.tableArn] }),
     );
 
+    // DescribeDBLogFiles: a download refused with DBLogFileNotFoundFault is LOST only if the file is
+    // no longer listed (RDS refuses briefly during a rotation).
     downloader.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ['rds:DownloadDBLogFilePortion'], resources: [anyDbInstance] }),
+      new iam.PolicyStatement({ actions: ['rds:DownloadDBLogFilePortion', 'rds:DescribeDBLogFiles'], resources: [anyDbInstance] }),
     );
     // GetObject covers HeadObject: a downloader that finds an open intent (object written, checkpoint
     // not) checks the object's SHA-256 before adopting it. It never reads object bodies.

@@ -606,6 +606,7 @@ describe('IAM', () => {
       'kms:GenerateDataKey',
       'logs:CreateLogStream',
       'logs:PutLogEvents',
+      'rds:DescribeDBLogFiles',
       'rds:DownloadDBLogFilePortion',
       's3:GetObject',
       's3:ListBucket',
@@ -615,6 +616,7 @@ describe('IAM', () => {
       'sqs:SendMessage',
     ]);
     expect(statementsWithAction(statements, 'rds:DownloadDBLogFilePortion')[0].Resource).toBe(rds('db'));
+    expect(statementsWithAction(statements, 'rds:DescribeDBLogFiles')[0].Resource).toBe(rds('db'));
     // Deleting idempotency records is Powertools' business; the ledger is never deleted from.
     expect(statementsWithAction(statements, 'dynamodb:DeleteItem').map((s) => s.Resource)).toEqual([
       { 'Fn::GetAtt': [idempotencyId, 'Arn'] },

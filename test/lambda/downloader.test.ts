@@ -2,7 +2,8 @@ import { existsSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DownloadDBLogFilePortionCommand } from '@aws-sdk/client-rds';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import 'aws-sdk-client-mock-jest';
 import type { DynamoDBRecord } from 'aws-lambda';
 import {
@@ -27,7 +28,9 @@ import {
   spoolDir,
   table,
 } from './support/downloader-world';
+import { REFUSED_BUT_LISTED_RETRY_DELAYS_MS } from '../../lambda/shared/download';
 import { ABANDONED_SPOOL_AGE_MS } from '../../lambda/shared/segment-writer';
+import { Ledger } from '../../lambda/shared/ledger';
 import { RdsLogReader } from '../../lambda/shared/rds-log-reader';
 import {
   LedgerStatus,
@@ -37,7 +40,7 @@ import {
 } from '../../lambda/shared/contract';
 import { type Item } from './support/fake-dynamodb';
 import { auditLines } from './support/fake-rds';
-import { BUCKET, fakeContext, pendingTransitions, sha256Base64, streamEvent } from './support/lambda-harness';
+import { BUCKET, fakeContext, LEDGER_TABLE, pendingTransitions, sha256Base64, streamEvent } from './support/lambda-harness';
 
 beforeEach(resetDownloaderWorld);
 afterEach(expectNoSpoolLeft);
@@ -321,7 +324,7 @@ test('a failure in one record does not fail its siblings', async () => {
   expect(ledgerItem('audit/bad').Status).toBe(LedgerStatus.FAILED);
 });
 
-test('a file that vanishes mid-download keeps what was read and becomes LOST', async () => {
+test('a file that vanishes mid-download keeps what was read and becomes LOST once the listing confirms it', async () => {
   const content = auditLines(40);
   newFile(content);
   hooks.beforeDownload = () => {
@@ -336,6 +339,57 @@ test('a file that vanishes mid-download keeps what was read and becomes LOST', a
   const item = ledgerItem();
   expect(item).toMatchObject({ Status: LedgerStatus.LOST, BackedUpBytes: kept });
   expect(item.LastError).toMatch(new RegExp(`DBLogFileNotFoundFault.*${kept}-${Buffer.byteLength(content)}`));
+  expect(fakeRds.describeCalls).toBe(1);
+});
+
+test('a download refused while RDS still lists the file (a rotation) is read again in the same pass, never LOST', async () => {
+  const content = auditLines(40);
+  newFile(content);
+  hooks.beforeDownload = () => {
+    if (fakeRds.downloads.length === 2) {
+      hooks.beforeDownload = undefined;
+      throw Object.assign(new Error('DBLogFile audit.log not found'), { name: 'DBLogFileNotFoundFault', $fault: 'client' });
+    }
+  };
+
+  const { response } = await deliver(0);
+
+  expect(response.batchItemFailures).toEqual([]);
+  expect(fakeRds.describeCalls).toBe(1);
+  const size = Buffer.byteLength(content);
+  expect(ledgerItem()).toMatchObject({ Status: LedgerStatus.DONE, BackedUpBytes: size });
+  expectContiguousObjects(FILE, size);
+});
+
+test('a file RDS keeps refusing but still lists is FAILED after the retries (re-driven later), not LOST', async () => {
+  const content = auditLines(40);
+  newFile(content);
+  let refusals = 0;
+  hooks.beforeDownload = () => {
+    if (fakeRds.downloads.length >= 2) {
+      refusals++;
+      throw Object.assign(new Error('DBLogFile audit.log not found'), { name: 'DBLogFileNotFoundFault', $fault: 'client' });
+    }
+  };
+
+  const { response } = await deliver(0);
+
+  expect(response.batchItemFailures).toEqual([]);
+  expect(refusals).toBe(REFUSED_BUT_LISTED_RETRY_DELAYS_MS.length + 1);
+  const kept = fakeRds.servedRanges[1].to;
+  const item = ledgerItem();
+  expect(item).toMatchObject({ Status: LedgerStatus.FAILED, BackedUpBytes: kept });
+  expect(item.LastError).toMatch(/DBLogFileNotFoundFault: .*still lists the file/);
+
+  // The re-drive (FAILED -> PENDING once the backoff has passed) finishes the file.
+  hooks.beforeDownload = undefined;
+  const failedAt = table.changes.length;
+  const ledger = new Ledger(DynamoDBDocumentClient.from(new DynamoDBClient({ region: 'us-east-1' })), LEDGER_TABLE);
+  expect(await ledger.redrive(item, 'test re-drive', () => Date.now())).toBe(true);
+  await deliver(failedAt);
+  const size = Buffer.byteLength(content);
+  expect(ledgerItem()).toMatchObject({ Status: LedgerStatus.DONE, BackedUpBytes: size });
+  expectContiguousObjects(FILE, size);
 });
 
 test('bytes that appear while downloading send the item back to PENDING, and the next pass takes them', async () => {
