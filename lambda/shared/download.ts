@@ -432,11 +432,16 @@ class Pass {
     this.deps.logger.warn('the object was already stored by an earlier holder: adopting it', { key, bytes: sealed.bytes });
   }
 
+  /** Whether this pass recorded any bytes (its own or adopted): each such checkpoint reset Attempts. */
+  private progress(): 'stored' | 'nothing-stored' {
+    return this.bytesStored + this.bytesAdopted > 0 ? 'stored' : 'nothing-stored';
+  }
+
   async finish(stop: StopReason): Promise<DownloadResult> {
     const { ledger, logger } = this.deps;
     await this.store();
     if (stop === 'time') {
-      const released = await ledger.release(this.work, this.token, this.deps.now());
+      const released = await ledger.release(this.work, this.token, this.deps.now(), this.progress());
       logger.info('time budget nearly used: handing the rest to the next invocation', { ...this.result('HANDED_OFF') });
       return this.result(released ? 'HANDED_OFF' : 'CLAIM_LOST');
     }
@@ -449,8 +454,8 @@ class Pass {
     if (current.Size <= this.offset) {
       throw new Error(`could not mark ${this.work.instance} ${this.work.file} DONE at ${this.offset} bytes`);
     }
-    if (this.bytesStored + this.bytesAdopted > 0) {
-      return this.result((await ledger.release(this.work, this.token, this.deps.now())) ? 'MORE_DATA' : 'CLAIM_LOST');
+    if (this.progress() === 'stored') {
+      return this.result((await ledger.release(this.work, this.token, this.deps.now(), 'stored')) ? 'MORE_DATA' : 'CLAIM_LOST');
     }
     const reason =
       `RDS lists ${current.Size} bytes but returns only ${this.offset} ` +

@@ -452,9 +452,17 @@ export class Ledger {
     return this.update(work, e, set, remove, condition);
   }
 
-  /** IN_PROGRESS -> PENDING with the checkpoint kept: the transition re-triggers the downloader. */
-  async release(work: LedgerKey, token: string, now: number): Promise<boolean> {
-    return this.leaveClaim(work, token, LedgerStatus.PENDING, now, undefined);
+  /**
+   * IN_PROGRESS -> PENDING with the checkpoint kept: the transition re-triggers the downloader. A pass
+   * that stored nothing (its time was gone before it could read) takes back the attempt its claim
+   * counted: a clean hand-off is no failure, and the FAILED backoff grows with Attempts. A pass that
+   * stored something had Attempts reset by its checkpoint.
+   */
+  async release(work: LedgerKey, token: string, now: number, progress: 'stored' | 'nothing-stored'): Promise<boolean> {
+    const e = new Expression();
+    const set = statusChange(e, LedgerStatus.PENDING, now, undefined);
+    if (progress === 'nothing-stored') set.push(`${e.name(LEDGER_ATTR.attempts)} = ${e.name(LEDGER_ATTR.attempts)} - ${e.value(1)}`);
+    return this.update(work, e, set, [e.name(LEDGER_ATTR.claimToken)], claimHeld(e, token).join(' AND '));
   }
 
   /** IN_PROGRESS -> FAILED or LOST with the reason. */

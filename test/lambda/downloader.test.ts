@@ -240,6 +240,20 @@ test('time budget: stores and checkpoints what it read, hands off as PENDING; th
   expect(ledgerItem()).toMatchObject({ Status: LedgerStatus.DONE, BackedUpBytes: size });
 });
 
+test('a hand-off that stored nothing takes back the attempt its claim counted; one that stored bytes leaves Attempts reset', async () => {
+  const content = auditLines(30);
+  // Two earlier failures: the FAILED backoff doubles with each attempt.
+  newFile(content, FILE, { Attempts: 2 });
+  const afterInsert = table.changes.length;
+
+  await deliver(0, () => SAFETY_MARGIN_MS - 1);
+  expect(fakeRds.downloads).toHaveLength(0);
+  expect(ledgerItem()).toMatchObject({ Status: LedgerStatus.PENDING, Attempts: 2 });
+
+  await deliver(afterInsert, () => (fakeRds.downloads.length >= 1 ? SAFETY_MARGIN_MS - 1 : 900_000));
+  expect(ledgerItem()).toMatchObject({ Status: LedgerStatus.PENDING, Attempts: 0, BackedUpBytes: fakeRds.servedRanges[0].to });
+});
+
 test('a resumed download continues from the stored checkpoint (Marker and offset) and re-reads nothing', async () => {
   const content = auditLines(20);
   const size = Buffer.byteLength(content);
