@@ -456,7 +456,8 @@ export class BackupPipeline extends Construct {
       }),
     );
     // Without ListBucket S3 answers a HEAD of a missing key with 403 instead of 404, and an intent whose
-    // PUT never happened could never be told apart from a permissions problem.
+    // PUT never happened could never be told apart from a permissions problem. S3 checks that
+    // ListBucket with the requested key as s3:prefix, so the prefix condition still holds for a HEAD.
     downloader.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ['s3:ListBucket'],
@@ -466,10 +467,7 @@ export class BackupPipeline extends Construct {
     );
     // A single PutObject under SSE-KMS needs a data key; the HEAD above asks for the stored checksum
     // (ChecksumMode), which S3 returns for a KMS-encrypted object only to a caller allowed kms:Decrypt.
-    downloader.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ['kms:GenerateDataKey'], resources: [bucketKey.keyArn] }),
-    );
-    downloader.addToRolePolicy(decryptThroughS3(stack, bucketKey));
+    downloader.addToRolePolicy(keyUseThroughS3(stack, bucketKey, ['kms:GenerateDataKey', 'kms:Decrypt']));
     downloader.addToRolePolicy(
       new iam.PolicyStatement({ actions: [...LEDGER_ACTIONS.downloader], resources: [ledgerTable.tableArn] }),
     );
@@ -503,7 +501,7 @@ export class BackupPipeline extends Construct {
       }),
     );
     // The checksum a HEAD returns for a KMS-encrypted object needs kms:Decrypt (see the downloader).
-    reconciler.addToRolePolicy(decryptThroughS3(stack, bucketKey));
+    reconciler.addToRolePolicy(keyUseThroughS3(stack, bucketKey, ['kms:Decrypt']));
 
     for (const [name, fn] of [['scanner', scanner], ['reconciler', reconciler]] as const) {
       Validations.of(scheduleRole).acknowledge({
@@ -631,13 +629,13 @@ function acknowledgeRdsWildcards(fn: HouseFunction, resourceTypes: RdsResourceTy
 }
 
 /**
- * kms:Decrypt with the bucket key, only in requests S3 makes on the caller's behalf: S3 returns the
- * stored checksum of a KMS-encrypted object (HeadObject/GetObject with ChecksumMode) only to a caller
- * allowed to decrypt with its key.
+ * Use of the bucket key only in requests S3 makes on the caller's behalf: a data key for a PutObject
+ * under SSE-KMS, and kms:Decrypt because S3 returns the stored checksum of a KMS-encrypted object
+ * (HeadObject/GetObject with ChecksumMode) only to a caller allowed to decrypt with its key.
  */
-function decryptThroughS3(stack: Stack, key: kms.IKey): iam.PolicyStatement {
+function keyUseThroughS3(stack: Stack, key: kms.IKey, actions: Array<'kms:GenerateDataKey' | 'kms:Decrypt'>): iam.PolicyStatement {
   return new iam.PolicyStatement({
-    actions: ['kms:Decrypt'],
+    actions,
     resources: [key.keyArn],
     conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.${stack.urlSuffix}` } },
   });
