@@ -191,6 +191,7 @@ class Pass {
       if (this.inFlight?.failure) await this.settleInFlight();
       if (!this.hasTimeToStore(budget)) return 'time';
       const page = await this.readPageKeepingWhatPrecedesALongLine(budget);
+      if (!page) return 'time';
       this.portionCalls += page.calls;
       const pageBytes = page.data.length;
       let written: Promise<void> | undefined;
@@ -218,10 +219,17 @@ class Pass {
    * reading them again, and if the file rotates away before anyone can read it, only its bytes from
    * that line on are LOST.
    */
-  private async readPageKeepingWhatPrecedesALongLine(budget: TimeBudget): Promise<LogPage> {
+  private async readPageKeepingWhatPrecedesALongLine(budget: TimeBudget): Promise<LogPage | undefined> {
+    // A read (with the SDK's retries, or on a connection that never answers) may use the time left
+    // only down to what storing needs; then it is given up and the pass hands off (undefined).
+    const deadline = AbortSignal.timeout(Math.max(1, budget.remainingMs() - this.deps.config.safetyMarginMs - this.inFlightWorstCaseMs(budget)));
     try {
-      return await this.deps.reader.readPage(this.work.instance, this.work.file, this.marker);
+      return await this.deps.reader.readPage(this.work.instance, this.work.file, this.marker, deadline);
     } catch (error) {
+      if (deadline.aborted) {
+        this.deps.logger.warn('a page read outlasted the time left for it: handing off', { work: this.work, error });
+        return undefined;
+      }
       // With no time left to store them the next pass reads them again, as after a hand-off.
       if (error instanceof LineTooLongError && this.hasTimeToStore(budget)) await this.store();
       throw error;

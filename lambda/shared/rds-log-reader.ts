@@ -121,9 +121,10 @@ export class RdsLogReader {
   /**
    * One page from `marker`. A page that ends in a truncated line is read again from the same marker
    * with only the complete lines before the cut (halving when that is still truncated), so the
-   * returned data always ends at a line boundary of the source file.
+   * returned data always ends at a line boundary of the source file. `abortSignal` ends the calls (and
+   * the SDK's retries) early.
    */
-  async readPage(instance: string, file: string, marker: string): Promise<LogPage> {
+  async readPage(instance: string, file: string, marker: string, abortSignal?: AbortSignal): Promise<LogPage> {
     let lineLimit: number | undefined;
     for (let calls = 1; ; calls++) {
       const response = await this.rds.send(
@@ -133,6 +134,7 @@ export class RdsLogReader {
           Marker: marker,
           NumberOfLines: lineLimit,
         }),
+        { abortSignal },
       );
       const data = logFileDataBytes(response);
       const completeLines = completeLinesBeforeTruncation(data);

@@ -20,7 +20,10 @@ export interface QueryEndpoint {
   close(): Promise<void>;
 }
 
-export async function startQueryEndpoint(answer: (params: URLSearchParams) => QueryAnswer): Promise<QueryEndpoint> {
+/** An answer that never comes: the connection stays open and silent until the endpoint closes. */
+export const NO_ANSWER = 'no-answer';
+
+export async function startQueryEndpoint(answer: (params: URLSearchParams) => QueryAnswer | typeof NO_ANSWER): Promise<QueryEndpoint> {
   const requests: URLSearchParams[] = [];
   const server = createServer((request, response) => {
     const chunks: Buffer[] = [];
@@ -28,16 +31,21 @@ export async function startQueryEndpoint(answer: (params: URLSearchParams) => Qu
     request.on('end', () => {
       const params = new URLSearchParams(Buffer.concat(chunks).toString());
       requests.push(params);
-      const { status, body } = answer(params);
-      response.writeHead(status, { 'content-type': 'text/xml' });
-      response.end(body);
+      const reply = answer(params);
+      if (reply === NO_ANSWER) return;
+      response.writeHead(reply.status, { 'content-type': 'text/xml' });
+      response.end(reply.body);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
