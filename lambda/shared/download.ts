@@ -220,9 +220,12 @@ class Pass {
    * that line on are LOST.
    */
   private async readPageKeepingWhatPrecedesALongLine(budget: TimeBudget): Promise<LogPage | undefined> {
-    // A read (with the SDK's retries, or on a connection that never answers) may use the time left
-    // only down to what storing needs; then it is given up and the pass hands off (undefined).
-    const deadline = AbortSignal.timeout(Math.max(1, budget.remainingMs() - this.deps.config.safetyMarginMs - this.inFlightWorstCaseMs(budget)));
+    // A read that runs long (the SDK's retries, a connection that never answers) may eat into the safety
+    // margin, but only its first half: then it is given up (its page is read again by the next pass)
+    // and the pass hands off (undefined) with the rest of the margin for storing. A deadline at the
+    // margin itself would cut ordinary reads that start just above it, and read their pages twice.
+    const readAllowanceMs = budget.remainingMs() - this.inFlightWorstCaseMs(budget) - this.deps.config.safetyMarginMs / 2;
+    const deadline = AbortSignal.timeout(Math.max(1, Math.floor(readAllowanceMs)));
     try {
       return await this.deps.reader.readPage(this.work.instance, this.work.file, this.marker, deadline);
     } catch (error) {

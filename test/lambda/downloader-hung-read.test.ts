@@ -55,8 +55,11 @@ test('a page request that is never answered is given up in time: what was read i
 
   const response = await handler(streamEvent(pendingTransitions(ledger)), fakeContext(() => endsAt - Date.now()));
 
-  // Given up before the safety margin began, so the store and the hand-off had their time.
-  expect(endsAt - Date.now()).toBeGreaterThan(SAFETY_MARGIN_MS / 2);
+  // Given up inside the safety margin (an ordinary read may run into it), yet early enough that the
+  // store and the hand-off finished before the invocation's time was up.
+  const left = endsAt - Date.now();
+  expect(left).toBeGreaterThan(0);
+  expect(left).toBeLessThan(SAFETY_MARGIN_MS);
   expect(response.batchItemFailures).toEqual([]);
   expect(endpoint.requests.map((request) => request.get('Marker'))).toEqual(['0', `7:${firstPageBytes}`]);
   expect(bucket.objects.get(segmentObjectKey(INSTANCE, FILE, 0, firstPageBytes))?.body.toString()).toBe(FIRST_PAGE);
