@@ -18,7 +18,7 @@ import { parseOptions as parseArgs, positiveNumber, positiveWholeNumber, wholeNu
 import { ENV, LEDGER_ATTR, LedgerStatus } from '../../lambda/shared/contract';
 import { AwsClients, AwsEndpoint, createClients, createPipelineResources, startMoto } from '../local-lab/aws-services';
 import { LAB_AUDIT_EVENTS, LabSession, startLabSession } from '../local-lab/lab-session';
-import { MAX_AUDIT_FILE_ROTATIONS } from '../local-lab/mariadb';
+import { MAX_AUDIT_FILE_ROTATIONS, rotateSizeOption } from '../local-lab/mariadb';
 import { sleep } from '../local-lab/net';
 import { preflight, PreflightError } from '../local-lab/preflight';
 import { beginRun, parseCommandLine, WORK_FOLDER_MARKER } from '../local-lab/processes';
@@ -113,7 +113,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   return {
     growthSeconds: positiveNumber('--growth-seconds', values['growth-seconds'], 40),
     cycleIntervalMs: positiveNumber('--cycle-interval', values['cycle-interval'], 2) * 1000,
-    rotateSize: positiveWholeNumber('--rotate-size', values['rotate-size'], 16_000_000),
+    rotateSize: rotateSizeOption(values['rotate-size'], 16_000_000),
     catchUpTimeoutMs: positiveNumber('--catch-up-timeout', values['catch-up-timeout'], 180) * 1000,
     largeBytes: Math.round(positiveNumber('--large-mib', values['large-mib'], 1024) * MIB),
     cdataBytes: Math.round(positiveNumber('--cdata-mib', values['cdata-mib'], 100) * MIB),

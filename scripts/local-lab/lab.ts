@@ -8,7 +8,7 @@ import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { httpUrl, parseOptions as parseArgs, positiveNumber, positiveWholeNumber, UsageError } from '../cli/args';
 import { LAB_CREDENTIALS } from './aws-services';
 import { deadLetterQueueUrls, LabSession, startLabSession } from './lab-session';
-import { MAX_AUDIT_FILE_ROTATIONS } from './mariadb';
+import { MAX_AUDIT_FILE_ROTATIONS, rotateSizeOption } from './mariadb';
 import { sleep } from './net';
 import { PreflightError } from './preflight';
 import { beginRun, parseCommandLine, WORK_FOLDER_MARKER } from './processes';
@@ -49,10 +49,11 @@ Options:
   --keep                     keep everything in the working folder afterwards (datadirs, audit files)
   --threads N                sysbench threads on the writer (default 2; the reader gets 1)
   --tables N / --table-size N  sysbench tables and rows per table (default 2 / 5000)
-  --rotate-size BYTES        server_audit_file_rotate_size (default 1000000)
-  --rotations N              server_audit_file_rotations (default ${MAX_AUDIT_FILE_ROTATIONS}: nothing deleted); with
-                             fewer, deleted files are compared through links in <workdir>/retained, and
-                             a file deleted before it was backed up fails the run
+  --rotate-size BYTES        server_audit_file_rotate_size, 100 or more (default 1000000)
+  --rotations N              server_audit_file_rotations (default ${MAX_AUDIT_FILE_ROTATIONS}, the most: nothing is
+                             deleted unless a run rotates more often); with fewer, deleted files are
+                             compared through links in <workdir>/retained, and a file deleted before it
+                             was backed up fails the run
   --region REGION            AWS region the handlers see (default us-east-1)
   --rds-endpoint URL         use this RDS-API-compatible endpoint instead of the local one
                              (no local MariaDB then; also taken from AWS_ENDPOINT_URL_RDS)
@@ -152,7 +153,7 @@ export function parseLabOptions(argv: string[]): LabOptions | 'help' {
     threads: positiveWholeNumber('--threads', values.threads, 2),
     tables: positiveWholeNumber('--tables', values.tables, 2),
     tableSize: positiveWholeNumber('--table-size', values['table-size'], 5000),
-    rotateSize: positiveWholeNumber('--rotate-size', values['rotate-size'], 1_000_000),
+    rotateSize: rotateSizeOption(values['rotate-size'], 1_000_000),
     rotations,
     region: values.region ?? process.env.AWS_REGION ?? 'us-east-1',
     ...(rdsEndpointUrl ? { rdsEndpointUrl } : {}),

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { positiveWholeNumber, UsageError } from '../cli/args';
 import { freePort, LOOPBACK, waitUntil } from './net';
 import type { DatabaseTools } from './preflight';
 import { runsAsRoot } from './preflight';
@@ -17,6 +18,19 @@ const execFileAsync = promisify(execFile);
 
 /** server_audit's own limits (mariadbd --help --verbose with the plugin loaded). */
 export const MAX_AUDIT_FILE_ROTATIONS = 999;
+export const MIN_AUDIT_FILE_ROTATE_SIZE = 100;
+
+/**
+ * `--rotate-size`: below server_audit's minimum MariaDB would quietly rotate at the minimum instead
+ * (a warning in its error log), and the lab would report a size it does not run with.
+ */
+export function rotateSizeOption(raw: string | undefined, fallback: number): number {
+  const bytes = positiveWholeNumber('--rotate-size', raw, fallback);
+  if (bytes < MIN_AUDIT_FILE_ROTATE_SIZE) {
+    throw new UsageError(`--rotate-size must be at least ${MIN_AUDIT_FILE_ROTATE_SIZE} bytes (server_audit's minimum), got ${bytes}`);
+  }
+  return bytes;
+}
 export const AUDIT_FILE_BASENAME = 'server_audit.log';
 
 export interface AuditSettings {

@@ -20,6 +20,11 @@ describe('bench options', () => {
     expect(() => parseOptions([`--endpoint-latency-ms=${raw}`])).toThrow(/--endpoint-latency-ms must be a whole number, 0 or more/);
   });
 
+  test("the rotate size is server_audit's minimum or more", () => {
+    expect(options('--rotate-size', '100').rotateSize).toBe(100);
+    expect(() => parseOptions(['--rotate-size', '99'])).toThrow(/--rotate-size must be at least 100 bytes/);
+  });
+
   test('run counts must be whole positive numbers', () => {
     expect(options('--throughput-runs', '5').throughputRuns).toBe(5);
     expect(() => parseOptions(['--throughput-runs', '0.4'])).toThrow(/--throughput-runs must be a whole number/);

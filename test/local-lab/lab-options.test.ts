@@ -26,6 +26,11 @@ describe('npm run lab number options', () => {
     expect(() => parseLabOptions(['--rotations', '1.5'])).toThrow('--rotations must be a whole number, got "1.5"');
   });
 
+  it("refuses a rotate size below server_audit's minimum, which MariaDB would quietly raise to 100", () => {
+    expect(parseLabOptions(['--rotate-size', '100'])).toMatchObject({ rotateSize: 100 });
+    expect(() => parseLabOptions(['--rotate-size', '10'])).toThrow("--rotate-size must be at least 100 bytes (server_audit's minimum), got 10");
+  });
+
   it('takes --timeout budgets as whole milliseconds above 0, naming the function', () => {
     expect(parseLabOptions(['--timeout', 'downloader=2500'])).toMatchObject({ timeouts: { downloader: 2500 } });
     expect(() => parseLabOptions(['--timeout', 'downloader=0'])).toThrow('--timeout downloader must be a positive number, got "0"');
