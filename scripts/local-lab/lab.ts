@@ -12,8 +12,8 @@ import { MAX_AUDIT_FILE_ROTATIONS, rotateSizeOption } from './mariadb';
 import { sleep } from './net';
 import { PreflightError } from './preflight';
 import { beginRun, parseCommandLine, WORK_FOLDER_MARKER } from './processes';
-import { formatBytes, formatDuration, progressLine, reconcilerText, reportLines } from './progress';
-import type { ReconcilerRun } from './runner/lambda-service';
+import { DRAINING_NOTICE_MS, drainingLine, formatBytes, formatDuration, progressLine, reconcilerText, reportLines } from './progress';
+import type { CycleStats, ReconcilerRun } from './runner/lambda-service';
 import { FUNCTION_ROLES, type FunctionRole } from './stack-definition';
 import { prepareSysbench, runAuditLogTest, runDdlAndDcl, runSysbench, TEST_AUDIT_LOGS, WorkloadSettings } from './workload';
 import {
@@ -203,7 +203,18 @@ async function runCycles(
   for (;;) {
     const begin = Date.now();
     loop.cycle += 1;
-    const stats = await session.service.cycle();
+    const { detector, downloader } = session.service.functions;
+    const before = { detector: detector.stats.invocations, downloader: downloader.stats.invocations };
+    const draining = setInterval(() => {
+      const invocations = { detector: detector.stats.invocations - before.detector, downloader: downloader.stats.invocations - before.downloader };
+      log(drainingLine(loop.cycle, Date.now() - begin, invocations));
+    }, DRAINING_NOTICE_MS);
+    let stats: CycleStats;
+    try {
+      stats = await session.service.cycle();
+    } finally {
+      clearInterval(draining);
+    }
     loop.functionErrors.push(...stats.sqs.functionErrors, ...stats.stream.functionErrors);
     if (!stats.scanner.ok) loop.functionErrors.push(`scanner: ${stats.scanner.error ?? 'failed'}`);
     if (stats.reconciler) recordReconcile(loop, options.phase, stats.reconciler);
