@@ -127,7 +127,9 @@ const MAX_OBJECT_SIZE = Size.mebibytes(128);
  * scavenge runs, and with a large young generation and little JavaScript allocation per page that is
  * rarely, so dead page buffers pile up to tens of MiB and full mark-compacts follow. Measured on the
  * local lab (2 cores, Node 20, 256 MiB escaped file): with the page-buffer reuse of the RDS client,
- * memory growth ~47 -> ~18 MiB, full mark-compacts ~25 -> 1, CPU time down by a quarter.
+ * memory growth ~47 -> ~18 MiB, full mark-compacts ~25 -> 1, CPU time down by a quarter. Published
+ * Lambda Node bootstraps pass their own --max-semi-space-size on the command line, which would win over
+ * NODE_OPTIONS; unverified for the Node 22 runtime (see the README's memory notes).
  */
 const DOWNLOADER_SEMI_SPACE_OPTION = '--max-semi-space-size=2';
 /**
