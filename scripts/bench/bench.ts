@@ -40,6 +40,7 @@ import { SpoolBody } from '../../lambda/shared/spool-body';
 import { Figure, figure, median, renderMarkdown, renderTable, round } from './figures';
 
 const REPO_ROOT = join(__dirname, '..', '..');
+const DEFAULT_WORK_DIR = resolve(REPO_ROOT, 'bench-results', 'work');
 /** RDS pages are decimal megabytes (1,000,000 bytes of log data): the per-MB figures use that unit. */
 const MB = 1_000_000;
 const MIB = 1024 * 1024;
@@ -121,7 +122,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     endpointLatencyMs: wholeNumberFromZero('--endpoint-latency-ms', values['endpoint-latency-ms'], 0),
     initRuns: positiveWholeNumber('--init-runs', values['init-runs'], 9),
     out: resolve(values.out ?? join(REPO_ROOT, 'bench-results', 'bench.json')),
-    workDir: resolve(values.workdir ?? join(REPO_ROOT, 'bench-results', 'work')),
+    workDir: resolve(values.workdir ?? DEFAULT_WORK_DIR),
     keep: values.keep ?? false,
     region: process.env.AWS_REGION ?? 'us-east-1',
   };
@@ -974,7 +975,10 @@ async function main(): Promise<number> {
   if (typeof options === 'number') return options;
 
   const { workDir } = options;
-  const registry = beginRun('bench', workDir, join(dirname(workDir), 'bench-pids.json'), log, { folder: 'logs' });
+  const registry = beginRun('bench', workDir, join(dirname(workDir), 'bench-pids.json'), log, {
+    folder: 'logs',
+    isDefault: workDir === DEFAULT_WORK_DIR,
+  });
   if (typeof registry === 'number') return registry;
 
   const startedAt = Date.now();

@@ -28,6 +28,8 @@ import {
 } from './verify';
 
 const REPO_ROOT = join(__dirname, '..', '..');
+/** The lab's own folder in the repository (ignored by git). */
+const DEFAULT_WORK_DIR = resolve(REPO_ROOT, '.lab');
 
 const HELP = `Usage: npm run lab -- [options]
 
@@ -148,7 +150,7 @@ export function parseLabOptions(argv: string[]): LabOptions | 'help' {
     cycleIntervalMs: positiveNumber('--cycle-interval', values['cycle-interval'], 5) * 1000,
     ...(reconcileEvery !== undefined ? { reconcileEveryCycles: Number(reconcileEvery) } : {}),
     catchUpTimeoutMs: positiveNumber('--catch-up-timeout', values['catch-up-timeout'], 300) * 1000,
-    workDir: resolve(values.workdir ?? join(REPO_ROOT, '.lab')),
+    workDir: resolve(values.workdir ?? DEFAULT_WORK_DIR),
     keep: values.keep ?? false,
     threads: positiveWholeNumber('--threads', values.threads, 2),
     tables: positiveWholeNumber('--tables', values.tables, 2),
@@ -277,7 +279,7 @@ async function main(): Promise<number> {
   if (typeof options === 'number') return options;
 
   const { workDir } = options;
-  const registry = beginRun('lab', workDir, join(workDir, 'pids.json'), log, { earlierRunFiles: ['pids.json', 'report.json'] });
+  const registry = beginRun('lab', workDir, join(workDir, 'pids.json'), log, { isDefault: workDir === DEFAULT_WORK_DIR });
   if (typeof registry === 'number') return registry;
 
   const startedAt = Date.now();

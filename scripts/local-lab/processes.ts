@@ -283,11 +283,12 @@ export class NotAWorkFolderError extends Error {
 }
 
 /**
- * Empties `workDir` for a new run and marks it. Throws NotAWorkFolderError, touching nothing, when it
- * holds anything but an earlier run's work: no marker and none of `earlierRunFiles` (what runs left
- * before folders were marked).
+ * Throws NotAWorkFolderError when `workDir` is not a missing, empty or marked folder. `isDefault`: the
+ * command's own default folder (in the repository, ignored by git), taken even unmarked, as runs from
+ * before the marker left it so; a folder given by --workdir never is.
  */
-export function prepareWorkFolder(workDir: string, earlierRunFiles: readonly string[] = []): void {
+export function checkWorkFolder(workDir: string, isDefault: boolean): void {
+  if (isDefault) return;
   let entries: string[];
   try {
     entries = readdirSync(workDir);
@@ -297,8 +298,13 @@ export function prepareWorkFolder(workDir: string, earlierRunFiles: readonly str
     if (code !== 'ENOENT') throw error;
     entries = [];
   }
-  const ours = entries.length === 0 || [WORK_FOLDER_MARKER, ...earlierRunFiles].some((name) => entries.includes(name));
+  const ours = entries.length === 0 || entries.includes(WORK_FOLDER_MARKER);
   if (!ours) throw new NotAWorkFolderError(workDir, `holds files no lab run wrote (it has no ${WORK_FOLDER_MARKER})`);
+}
+
+/** Empties `workDir` for a new run and marks it; refuses (checkWorkFolder), touching nothing, any other folder. */
+export function prepareWorkFolder(workDir: string, isDefault: boolean): void {
+  checkWorkFolder(workDir, isDefault);
   rmSync(workDir, { recursive: true, force: true });
   mkdirSync(workDir, { recursive: true });
   writeFileSync(join(workDir, WORK_FOLDER_MARKER), 'A lab work folder: every run that uses it empties it first.\n');
@@ -335,13 +341,15 @@ export function beginRun(
   workDir: string,
   pidFile: string,
   log: (line: string) => void,
-  options: { folder?: string; earlierRunFiles?: readonly string[] } = {},
+  options: { folder?: string; isDefault?: boolean } = {},
 ): ProcessRegistry | typeof EXIT_RUN_IN_PROGRESS | typeof EXIT_NOT_A_WORK_FOLDER {
-  let reaped: number;
+  const isDefault = options.isDefault ?? false;
   try {
-    reaped = ProcessRegistry.reapLeftovers(pidFile);
+    // The folder first: a pid file in a folder no run made is not ours to act on.
+    checkWorkFolder(workDir, isDefault);
+    const reaped = ProcessRegistry.reapLeftovers(pidFile);
     if (reaped > 0) log(`[${label}] stopped ${reaped} process(es) an earlier, killed run left behind`);
-    prepareWorkFolder(workDir, options.earlierRunFiles);
+    prepareWorkFolder(workDir, isDefault);
   } catch (error) {
     return refusedStartStatus(label, workDir, error);
   }

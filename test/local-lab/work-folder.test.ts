@@ -55,7 +55,7 @@ describe('run ownership of a work folder', () => {
   it('refuses to reap or wipe while the run that owns the folder still runs', async () => {
     const workDir = join(dir, 'work');
     const pidFile = join(workDir, 'pids.json');
-    mkdirSync(workDir);
+    prepareWorkFolder(workDir, false);
     const { owner, childPid } = await startOwningRun(pidFile);
     started.push(owner.pid!, childPid);
     writeFileSync(join(workDir, 'evidence'), 'the owning run is using this');
@@ -98,56 +98,68 @@ describe('run ownership of a work folder', () => {
 
 describe('a run empties only a work folder', () => {
   let dir: string;
+  const sleepers: ChildProcess[] = [];
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'work-folder-'));
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => {
+    for (const sleeper of sleepers.splice(0)) sleeper.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('creates a missing folder, or takes an empty one, and marks it', () => {
     for (const workDir of [join(dir, 'new', 'nested'), mkdtempSync(join(dir, 'empty-'))]) {
-      prepareWorkFolder(workDir);
+      prepareWorkFolder(workDir, false);
       expect(readdirSync(workDir)).toEqual([WORK_FOLDER_MARKER]);
     }
   });
 
-  it('empties a folder an earlier run marked, or one holding what runs left before folders were marked', () => {
+  it('empties a folder an earlier run marked, and the command\'s own default folder even unmarked', () => {
     const marked = join(dir, 'marked');
-    prepareWorkFolder(marked);
+    prepareWorkFolder(marked, false);
     writeFileSync(join(marked, 'report.json'), '{}');
-    prepareWorkFolder(marked);
+    prepareWorkFolder(marked, false);
     expect(readdirSync(marked)).toEqual([WORK_FOLDER_MARKER]);
 
+    // A default folder (.lab in the repository) as runs from before the marker left it.
     const earlier = join(dir, 'earlier');
     mkdirSync(join(earlier, 'logs'), { recursive: true });
     writeFileSync(join(earlier, 'pids.json'), '[]');
-    prepareWorkFolder(earlier, ['pids.json']);
+    prepareWorkFolder(earlier, true);
     expect(readdirSync(earlier)).toEqual([WORK_FOLDER_MARKER]);
   });
 
-  it('refuses, touching nothing, a folder holding anything else (a repository, a home) or a file', () => {
+  it('refuses, touching nothing, any other folder (a repository, a home, one with a report.json) or a file', () => {
     const repository = join(dir, 'repository');
     mkdirSync(join(repository, '.git'), { recursive: true });
     writeFileSync(join(repository, 'README.md'), 'keep me');
-    expect(() => prepareWorkFolder(repository, ['pids.json'])).toThrow(NotAWorkFolderError);
-    expect(readdirSync(repository).sort()).toEqual(['.git', 'README.md']);
+    writeFileSync(join(repository, 'report.json'), '{}');
+    expect(() => prepareWorkFolder(repository, false)).toThrow(NotAWorkFolderError);
+    expect(readdirSync(repository).sort()).toEqual(['.git', 'README.md', 'report.json']);
 
     const file = join(dir, 'notes.txt');
     writeFileSync(file, 'keep me too');
-    expect(() => prepareWorkFolder(file)).toThrow('is not a folder');
+    expect(() => prepareWorkFolder(file, false)).toThrow('is not a folder');
     expect(readFileSync(file, 'utf8')).toBe('keep me too');
   });
 
-  it('beginRun says so and returns the usage status', () => {
-    const repository = join(dir, 'repository');
-    mkdirSync(repository);
-    writeFileSync(join(repository, 'README.md'), 'keep me');
+  it('beginRun says so and returns the usage status, before acting on a pid file in that folder', () => {
+    const home = join(dir, 'home');
+    mkdirSync(home);
+    writeFileSync(join(home, 'README.md'), 'keep me');
+    // A pid file that happens to name a live process: not this lab's to kill.
+    const sleeper = spawn('sleep', ['30']);
+    sleepers.push(sleeper);
+    const cmdline = readFileSync(`/proc/${sleeper.pid}/cmdline`, 'utf8');
+    writeFileSync(join(home, 'pids.json'), JSON.stringify({ children: [{ pid: sleeper.pid, cmdline }] }));
     const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
-      expect(beginRun('lab', repository, join(repository, 'pids.json'), () => undefined)).toBe(EXIT_NOT_A_WORK_FOLDER);
-      expect(String(stderr.mock.calls[0]?.[0])).toContain(`${repository} holds files no lab run wrote`);
+      expect(beginRun('lab', home, join(home, 'pids.json'), () => undefined)).toBe(EXIT_NOT_A_WORK_FOLDER);
+      expect(String(stderr.mock.calls[0]?.[0])).toContain(`${home} holds files no lab run wrote`);
     } finally {
       stderr.mockRestore();
     }
-    expect(readdirSync(repository)).toEqual(['README.md']);
+    expect(readdirSync(home).sort()).toEqual(['README.md', 'pids.json']);
+    expect(isAlive(sleeper.pid!)).toBe(true);
   });
 });

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { positiveNumber } from '../../cli/args';
 import { startMoto } from '../aws-services';
 import { findExecutable, preflight, PreflightError } from '../preflight';
-import { installCleanupHandlers, prepareWorkFolder, ProcessRegistry, refusedStartStatus } from '../processes';
+import { checkWorkFolder, installCleanupHandlers, prepareWorkFolder, ProcessRegistry, refusedStartStatus } from '../processes';
 import { formatDuration } from '../progress';
 import { LAB_ACCOUNT_ID } from '../runner/events';
 import { synthesizePipeline } from '../stack-definition';
@@ -18,6 +18,7 @@ import { Check, descendantProcesses, Scenario, ScenarioAbort, ScenarioRun, Suite
 import { SCENARIOS } from './scenarios/index';
 
 const REPO_ROOT = join(__dirname, '..', '..', '..');
+const DEFAULT_WORK_ROOT = resolve(REPO_ROOT, '.lab-e2e');
 
 const HELP = `Usage: npm run test:e2e -- [options]
 
@@ -163,16 +164,18 @@ async function main(): Promise<number> {
     timeoutMs: Math.round(scenario.timeoutMs * timeoutFactor),
   }));
 
-  const workRoot = resolve(values.workdir ?? join(REPO_ROOT, '.lab-e2e'));
+  const workRoot = resolve(values.workdir ?? DEFAULT_WORK_ROOT);
+  const isDefault = workRoot === DEFAULT_WORK_ROOT;
   const reportFile = resolve(values.report ?? join(workRoot, 'e2e-report.json'));
   const region = values.region ?? 'us-east-1';
   const pidFile = join(workRoot, 'suite.pids.json');
   let reaped = 0;
   try {
+    checkWorkFolder(workRoot, isDefault);
     reaped = ProcessRegistry.reapLeftovers(pidFile);
     for (const scenario of SCENARIOS) reaped += ProcessRegistry.reapLeftovers(join(workRoot, `${scenario.id}.pids.json`));
     if (reaped > 0) log(`[e2e] stopped ${reaped} process(es) an earlier, killed run left behind`);
-    prepareWorkFolder(workRoot, ['suite.pids.json', 'e2e-report.json']);
+    prepareWorkFolder(workRoot, isDefault);
   } catch (error) {
     return refusedStartStatus('e2e', workRoot, error);
   }
