@@ -459,10 +459,7 @@ export class Ledger {
    * stored something had Attempts reset by its checkpoint.
    */
   async release(work: LedgerKey, token: string, now: number, progress: 'stored' | 'nothing-stored'): Promise<boolean> {
-    const e = new Expression();
-    const set = statusChange(e, LedgerStatus.PENDING, now, undefined);
-    if (progress === 'nothing-stored') set.push(`${e.name(LEDGER_ATTR.attempts)} = ${e.name(LEDGER_ATTR.attempts)} - ${e.value(1)}`);
-    return this.update(work, e, set, [e.name(LEDGER_ATTR.claimToken)], claimHeld(e, token).join(' AND '));
+    return this.leaveClaim(work, token, LedgerStatus.PENDING, now, undefined, progress === 'nothing-stored');
   }
 
   /** IN_PROGRESS -> FAILED or LOST with the reason. */
@@ -522,9 +519,11 @@ export class Ledger {
     status: LedgerStatus,
     now: number,
     reason: string | undefined,
+    takeBackClaimAttempt = false,
   ): Promise<boolean> {
     const e = new Expression();
     const set = statusChange(e, status, now, reason);
+    if (takeBackClaimAttempt) set.push(`${e.name(LEDGER_ATTR.attempts)} = ${e.name(LEDGER_ATTR.attempts)} - ${e.value(1)}`);
     // An open intent stays on the item (FAILED after a PUT error): the next holder resolves it.
     const remove = [e.name(LEDGER_ATTR.claimToken)];
     return this.update(work, e, set, remove, claimHeld(e, token).join(' AND '));
