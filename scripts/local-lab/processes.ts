@@ -305,6 +305,11 @@ export function checkWorkFolder(workDir: string, isDefault: boolean): void {
 /** Empties `workDir` for a new run and marks it; refuses (checkWorkFolder), touching nothing, any other folder. */
 export function prepareWorkFolder(workDir: string, isDefault: boolean): void {
   checkWorkFolder(workDir, isDefault);
+  emptyAndMark(workDir);
+}
+
+/** The emptying of prepareWorkFolder, for a folder already checked. */
+function emptyAndMark(workDir: string): void {
   rmSync(workDir, { recursive: true, force: true });
   mkdirSync(workDir, { recursive: true });
   writeFileSync(join(workDir, WORK_FOLDER_MARKER), 'A lab work folder: every run that uses it empties it first.\n');
@@ -314,7 +319,7 @@ export function prepareWorkFolder(workDir: string, isDefault: boolean): void {
  * Says why a run may not start in `workDir` (another run owns it, or it is no work folder) and returns
  * the command's exit status; any other error is rethrown.
  */
-export function refusedStartStatus(
+function refusedStartStatus(
   label: string,
   workDir: string,
   error: unknown,
@@ -331,25 +336,26 @@ export function refusedStartStatus(
 }
 
 /**
- * Begins a command's run: stops what an earlier, killed run left behind (its pid file), empties the work
- * folder (see prepareWorkFolder; recreating `folder` inside it), and returns the registry whose children
- * are stopped on exit, failure and Ctrl-C. While another run still owns the work folder, or when the
- * folder is not one a run may empty, it touches nothing, says so, and returns the exit status.
+ * Begins a command's run: stops what an earlier, killed run left behind (its pid file, and any
+ * `otherPidFiles` its parts kept), empties the work folder (see prepareWorkFolder; recreating `folder`
+ * inside it), and returns the registry whose children are stopped on exit, failure and Ctrl-C. While
+ * another run still owns the work folder, or when the folder is not one a run may empty, it touches
+ * nothing, says so, and returns the exit status.
  */
 export function beginRun(
   label: string,
   workDir: string,
   pidFile: string,
   log: (line: string) => void,
-  options: { folder?: string; isDefault?: boolean } = {},
+  options: { folder?: string; isDefault?: boolean; otherPidFiles?: readonly string[] } = {},
 ): ProcessRegistry | typeof EXIT_RUN_IN_PROGRESS | typeof EXIT_NOT_A_WORK_FOLDER {
-  const isDefault = options.isDefault ?? false;
   try {
     // The folder first: a pid file in a folder no run made is not ours to act on.
-    checkWorkFolder(workDir, isDefault);
-    const reaped = ProcessRegistry.reapLeftovers(pidFile);
+    checkWorkFolder(workDir, options.isDefault ?? false);
+    let reaped = 0;
+    for (const file of [pidFile, ...(options.otherPidFiles ?? [])]) reaped += ProcessRegistry.reapLeftovers(file);
     if (reaped > 0) log(`[${label}] stopped ${reaped} process(es) an earlier, killed run left behind`);
-    prepareWorkFolder(workDir, isDefault);
+    emptyAndMark(workDir);
   } catch (error) {
     return refusedStartStatus(label, workDir, error);
   }

@@ -35,22 +35,24 @@ async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<bo
   return true;
 }
 
-describe('run ownership of a work folder', () => {
-  let dir: string;
-  const started: number[] = [];
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'run-ownership-'));
-  });
-  afterEach(() => {
-    for (const pid of started.splice(0)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+/** Each test's scratch folder, and the processes it started (killed afterwards). */
+let dir: string;
+const started: number[] = [];
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'work-folder-'));
+});
+afterEach(() => {
+  for (const pid of started.splice(0)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
     }
-    rmSync(dir, { recursive: true, force: true });
-  });
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('run ownership of a work folder', () => {
 
   it('refuses to reap or wipe while the run that owns the folder still runs', async () => {
     const workDir = join(dir, 'work');
@@ -97,15 +99,6 @@ describe('run ownership of a work folder', () => {
 });
 
 describe('a run empties only a work folder', () => {
-  let dir: string;
-  const sleepers: ChildProcess[] = [];
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'work-folder-'));
-  });
-  afterEach(() => {
-    for (const sleeper of sleepers.splice(0)) sleeper.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   it('creates a missing folder, or takes an empty one, and marks it', () => {
     for (const workDir of [join(dir, 'new', 'nested'), mkdtempSync(join(dir, 'empty-'))]) {
@@ -149,7 +142,7 @@ describe('a run empties only a work folder', () => {
     writeFileSync(join(home, 'README.md'), 'keep me');
     // A pid file that happens to name a live process: not this lab's to kill.
     const sleeper = spawn('sleep', ['30']);
-    sleepers.push(sleeper);
+    started.push(sleeper.pid!);
     const cmdline = readFileSync(`/proc/${sleeper.pid}/cmdline`, 'utf8');
     writeFileSync(join(home, 'pids.json'), JSON.stringify({ children: [{ pid: sleeper.pid, cmdline }] }));
     const stderr = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);

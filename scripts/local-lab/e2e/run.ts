@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { positiveNumber } from '../../cli/args';
 import { startMoto } from '../aws-services';
 import { findExecutable, preflight, PreflightError } from '../preflight';
-import { checkWorkFolder, installCleanupHandlers, prepareWorkFolder, ProcessRegistry, refusedStartStatus } from '../processes';
+import { beginRun, installCleanupHandlers, ProcessRegistry } from '../processes';
 import { formatDuration } from '../progress';
 import { LAB_ACCOUNT_ID } from '../runner/events';
 import { synthesizePipeline } from '../stack-definition';
@@ -165,28 +165,19 @@ async function main(): Promise<number> {
   }));
 
   const workRoot = resolve(values.workdir ?? DEFAULT_WORK_ROOT);
-  const isDefault = workRoot === DEFAULT_WORK_ROOT;
   const reportFile = resolve(values.report ?? join(workRoot, 'e2e-report.json'));
   const region = values.region ?? 'us-east-1';
-  const pidFile = join(workRoot, 'suite.pids.json');
-  let reaped = 0;
-  try {
-    checkWorkFolder(workRoot, isDefault);
-    reaped = ProcessRegistry.reapLeftovers(pidFile);
-    for (const scenario of SCENARIOS) reaped += ProcessRegistry.reapLeftovers(join(workRoot, `${scenario.id}.pids.json`));
-    if (reaped > 0) log(`[e2e] stopped ${reaped} process(es) an earlier, killed run left behind`);
-    prepareWorkFolder(workRoot, isDefault);
-  } catch (error) {
-    return refusedStartStatus('e2e', workRoot, error);
-  }
-  mkdirSync(join(workRoot, 'logs'), { recursive: true });
+  const baseline = new Set(descendantProcesses(process.pid).map((entry) => entry.pid));
+  const registry = beginRun('e2e', workRoot, join(workRoot, 'suite.pids.json'), log, {
+    folder: 'logs',
+    isDefault: workRoot === DEFAULT_WORK_ROOT,
+    otherPidFiles: SCENARIOS.map((scenario) => join(workRoot, `${scenario.id}.pids.json`)),
+  });
+  if (typeof registry === 'number') return registry;
   // The folder ignores itself, so a run never shows up as changes in the repository.
   writeFileSync(join(workRoot, '.gitignore'), '*\n');
 
   const suiteStarted = Date.now();
-  const baseline = new Set(descendantProcesses(process.pid).map((entry) => entry.pid));
-  const registry = new ProcessRegistry(pidFile);
-  installCleanupHandlers(registry, (error) => process.stderr.write(`[e2e] fatal: ${String((error as Error)?.stack ?? error)}\n`));
   const results: ScenarioResult[] = [];
   let suiteError: string | undefined;
   try {
