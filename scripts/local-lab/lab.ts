@@ -12,8 +12,8 @@ import { MAX_AUDIT_FILE_ROTATIONS, rotateSizeOption } from './mariadb';
 import { sleep } from './net';
 import { PreflightError } from './preflight';
 import { beginRun, parseCommandLine, WORK_FOLDER_MARKER } from './processes';
-import { DRAINING_NOTICE_MS, drainingLine, formatBytes, formatDuration, progressLine, reconcilerText, reportLines } from './progress';
-import type { CycleStats, ReconcilerRun } from './runner/lambda-service';
+import { formatBytes, formatDuration, progressLine, reconcilerText, reportLines } from './progress';
+import type { CycleStats, DeliveryStats, ReconcilerRun, TickStats } from './runner/lambda-service';
 import { FUNCTION_ROLES, type FunctionRole } from './stack-definition';
 import { prepareSysbench, runAuditLogTest, runDdlAndDcl, runSysbench, TEST_AUDIT_LOGS, WorkloadSettings } from './workload';
 import {
@@ -196,7 +196,11 @@ function recordReconcile(loop: CycleLoopState, phase: string, run: ReconcilerRun
   if (!run.ok) loop.functionErrors.push(`reconciler: ${run.error ?? 'failed'}`);
 }
 
-/** Runs schedule cycles every interval until `stop()` says so; returns whether the stop condition held. */
+/**
+ * Ticks the schedules every interval until `stop()` says so, while Lambda's pollers deliver on their own
+ * (the detector and the downloader run whenever there is work, also during a tick); returns whether the
+ * stop condition held. Each line reports the tick and what the pollers delivered since the last line.
+ */
 async function runCycles(
   session: LabSession,
   loop: CycleLoopState,
@@ -205,33 +209,29 @@ async function runCycles(
   for (;;) {
     const begin = Date.now();
     loop.cycle += 1;
-    const { detector, downloader } = session.service.functions;
-    const before = { detector: detector.stats.invocations, downloader: downloader.stats.invocations };
-    const draining = setInterval(() => {
-      const invocations = { detector: detector.stats.invocations - before.detector, downloader: downloader.stats.invocations - before.downloader };
-      log(drainingLine(loop.cycle, Date.now() - begin, invocations));
-    }, DRAINING_NOTICE_MS);
-    let stats: CycleStats;
-    try {
-      stats = await session.service.cycle();
-    } finally {
-      clearInterval(draining);
-    }
-    loop.functionErrors.push(...stats.sqs.functionErrors, ...stats.stream.functionErrors);
-    if (!stats.scanner.ok) loop.functionErrors.push(`scanner: ${stats.scanner.error ?? 'failed'}`);
-    if (stats.reconciler) recordReconcile(loop, options.phase, stats.reconciler);
+    const ticked = await session.service.tick();
+    const tickMs = Date.now() - begin;
+    await sleep(Math.max(0, options.intervalMs - tickMs));
+    const stats: CycleStats = { ...ticked, ...session.service.takeDelivered(), rounds: 0 };
+    recordCycleErrors(loop, options.phase, stats);
     const files = session.endpoint ? await session.localSourceFiles() : [];
     const ledger = await scanLedger(session.clients.ledger, session.resources.ledgerTable);
     const state = catchUpState(session.endpoint ? files : ledgerCatchUpSources(ledger), ledger);
-    log(progressLine({ cycle: loop.cycle, elapsedMs: Date.now() - loop.startedAt, phase: options.phase, stats, state, cycleMs: Date.now() - begin }));
+    log(progressLine({ cycle: loop.cycle, elapsedMs: Date.now() - loop.startedAt, phase: options.phase, stats, state, cycleMs: tickMs }));
     for (const error of [...stats.sqs.functionErrors, ...stats.stream.functionErrors].slice(0, 3)) log(`    function error: ${error}`);
     if (options.stop(state.caughtUp)) return true;
     if (options.deadline !== undefined && Date.now() > options.deadline) {
       log(`[lab] not caught up by the deadline; behind: ${state.behind.slice(0, 10).join(', ')}`);
       return false;
     }
-    await sleep(Math.max(0, options.intervalMs - (Date.now() - begin)));
   }
+}
+
+/** Keeps a cycle's function errors (and its reconciler run) for the report. */
+function recordCycleErrors(loop: CycleLoopState, phase: string, stats: Partial<TickStats> & DeliveryStats): void {
+  loop.functionErrors.push(...stats.sqs.functionErrors, ...stats.stream.functionErrors);
+  if (stats.scanner && !stats.scanner.ok) loop.functionErrors.push(`scanner: ${stats.scanner.error ?? 'failed'}`);
+  if (stats.reconciler) recordReconcile(loop, phase, stats.reconciler);
 }
 
 /**
@@ -303,6 +303,7 @@ async function main(): Promise<number> {
     );
     log(`[lab] reconcile schedule: every ${session.service.reconcileEveryCycles || 'no'} cycle(s), and once after catch-up`);
     const loop: CycleLoopState = { cycle: 0, startedAt, functionErrors: [], reconcileRuns: [] };
+    session.service.startPolling();
     const logDir = join(workDir, 'logs');
     const workload: WorkloadSettings = {
       durationSeconds: options.durationSeconds,
@@ -381,6 +382,8 @@ async function main(): Promise<number> {
     }
 
     // ---- Verification ------------------------------------------------------------------------------
+    // On a quiet pipeline: whatever the pollers are delivering ends first, and counts.
+    recordCycleErrors(loop, 'catch-up', await session.service.stopPolling());
     log('[lab] verifying every audit file against the bucket and the ledger');
     const files = await sourceFiles(session);
     const verification: VerificationReport = await verifyBackup({

@@ -61,17 +61,6 @@ export function progressLine(options: {
   );
 }
 
-/** How often a cycle that is still draining says so: a backlog can keep one cycle busy for minutes. */
-export const DRAINING_NOTICE_MS = 15_000;
-
-/** The line for a cycle still draining: invocations since the cycle began. */
-export function drainingLine(cycle: number, cycleMs: number, invocations: { detector: number; downloader: number }): string {
-  return (
-    `    ... cycle ${cycle} still draining after ${formatDuration(cycleMs)}: ` +
-    `detector ${invocations.detector} inv, downloader ${invocations.downloader} inv so far`
-  );
-}
-
 export function reportLines(report: VerificationReport): string[] {
   const lines: string[] = [];
   const width = Math.max(20, ...report.files.map((file) => `${file.instance}/${file.logFileName}`.length));

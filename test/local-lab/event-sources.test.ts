@@ -17,7 +17,7 @@ import type { DynamoDBStreamEvent, SQSEvent } from 'aws-lambda';
 import { DOWNLOADER_STREAM_FILTERS, LedgerStatus } from '../../lambda/shared/contract';
 import type { InvokeResult, LambdaFunction } from '../../scripts/local-lab/runner/lambda-function';
 import { SqsEventSource } from '../../scripts/local-lab/runner/sqs-source';
-import { DynamoDbStreamEventSource, StreamSourceSettings } from '../../scripts/local-lab/runner/stream-source';
+import { DynamoDbStreamEventSource, emptyStreamPumpStats, StreamSourceSettings } from '../../scripts/local-lab/runner/stream-source';
 import type { StreamFailureRecord } from '../../scripts/local-lab/runner/events';
 
 const STREAM_ARN = 'arn:aws:dynamodb:us-east-1:123456789012:table/ledger/stream/x';
@@ -95,9 +95,12 @@ describe('DynamoDB stream event source', () => {
     ];
     const { fn, events } = fakeFunction<DynamoDBStreamEvent>(() => ok());
     const { source } = streamSource(records, fn);
-    const stats = await source.pump();
+    // A poller's running tally: the pump counts on into it.
+    const tally = { ...emptyStreamPumpStats(), recordsRead: 5, delivered: 5, invocations: 1 };
+    const stats = await source.pump(tally);
+    expect(stats).toBe(tally);
     expect(events.map(sequences)).toEqual([['1', '3', '4', '5', '6'], ['7', '8']]);
-    expect(stats).toMatchObject({ recordsRead: 8, filteredOut: 1, delivered: 7, invocations: 2, discarded: 0 });
+    expect(stats).toMatchObject({ recordsRead: 5 + 8, filteredOut: 1, delivered: 5 + 7, invocations: 1 + 2, discarded: 0 });
     // Caught up: the next pump reads from the saved iterator and finds nothing.
     expect((await source.pump()).recordsRead).toBe(0);
   });

@@ -11,7 +11,7 @@ import { ProcessRegistry } from '../../scripts/local-lab/processes';
 import type { InvokeResult, LambdaFunction } from '../../scripts/local-lab/runner/lambda-function';
 import { downloaderBudgetProblem, LocalLambdaService } from '../../scripts/local-lab/runner/lambda-service';
 import { emptySqsPumpStats } from '../../scripts/local-lab/runner/sqs-source';
-import { emptyStreamPumpStats } from '../../scripts/local-lab/runner/stream-source';
+import { emptyStreamPumpStats, type StreamPumpStats } from '../../scripts/local-lab/runner/stream-source';
 import { type FunctionRole, synthesizePipeline } from '../../scripts/local-lab/stack-definition';
 
 // One synthesis (no bundling) for the whole file.
@@ -162,6 +162,146 @@ describe('LocalLambdaService schedules', () => {
       expect(run.ok).toBe(false);
       expect(run.error).toMatch(/unexpected result/);
     } finally {
+      cleanup();
+    }
+  });
+});
+
+/** A promise with its resolver, to hold a fake poll open. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open = (): void => undefined;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+
+const until = async (condition: () => boolean, timeoutMs = 5000): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+};
+
+describe('LocalLambdaService pollers', () => {
+  it('delivers from the queue and the stream at the same time, as many queue pollers as the detector may run', async () => {
+    const { service, cleanup } = serviceWith({});
+    const streamStarted = gate();
+    let queuePollsInFlight = 0;
+    let mostQueuePollsAtOnce = 0;
+    let queueSawStreamRunning = false;
+    Object.assign(service.sqsSource, {
+      pump: async (maxBatches?: number) => {
+        expect(maxBatches).toBe(1);
+        queuePollsInFlight += 1;
+        mostQueuePollsAtOnce = Math.max(mostQueuePollsAtOnce, queuePollsInFlight);
+        // Held until the stream poller is delivering too: cycles (one source after the other) would hang here.
+        await streamStarted.opened;
+        queueSawStreamRunning = true;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        queuePollsInFlight -= 1;
+        return { ...quietSqs(), batches: 1, messages: 1, succeeded: 1 };
+      },
+    });
+    Object.assign(service.streamSource, {
+      pump: async (tally: StreamPumpStats) => {
+        streamStarted.open();
+        Object.assign(tally, { recordsRead: tally.recordsRead + 2, delivered: tally.delivered + 2, invocations: tally.invocations + 1 });
+        return tally;
+      },
+    });
+    try {
+      service.startPolling(10);
+      await until(() => queueSawStreamRunning && mostQueuePollsAtOnce >= 2);
+      const rest = await service.stopPolling();
+      expect(mostQueuePollsAtOnce).toBe(service.functions.detector.options.maxConcurrency);
+      expect(mostQueuePollsAtOnce).toBeGreaterThanOrEqual(2);
+      expect(rest.sqs.messages).toBeGreaterThanOrEqual(2);
+      expect(rest.stream.delivered).toBeGreaterThanOrEqual(2);
+      expect(queuePollsInFlight).toBe(0);
+      expect(service.polling).toBe(false);
+    } finally {
+      await service.stopPolling();
+      cleanup();
+    }
+  });
+
+  it('reports deliveries once each, also those of a pump that spans reports, and stopPolling waits for a poll in progress', async () => {
+    const { service, cleanup } = serviceWith({});
+    const release = gate();
+    let streamPolls = 0;
+    Object.assign(service.sqsSource, { pump: async () => quietSqs() });
+    Object.assign(service.streamSource, {
+      pump: async (tally: StreamPumpStats) => {
+        streamPolls += 1;
+        tally.recordsRead += 1;
+        tally.delivered += 1;
+        // The second pump delivers one record, is reported on, then delivers another (a long backlog).
+        if (streamPolls === 2) {
+          await release.opened;
+          tally.recordsRead += 1;
+          tally.delivered += 1;
+        }
+        return tally;
+      },
+    });
+    try {
+      service.startPolling(10);
+      await until(() => streamPolls === 2);
+      expect(service.takeDelivered().stream.delivered).toBe(2);
+      expect(service.takeDelivered().stream.delivered).toBe(0);
+      const stopping = service.stopPolling();
+      let stopped = false;
+      void stopping.then(() => (stopped = true));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(stopped).toBe(false);
+      release.open();
+      expect((await stopping).stream.delivered).toBe(1);
+      expect(streamPolls).toBe(2);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('counts a failed poll as a function error of its source and keeps polling', async () => {
+    const { service, cleanup } = serviceWith({});
+    let polls = 0;
+    Object.assign(service.sqsSource, { pump: async () => quietSqs() });
+    Object.assign(service.streamSource, {
+      pump: async () => {
+        polls += 1;
+        if (polls === 1) throw new Error('connect ECONNREFUSED 127.0.0.1:1');
+        return quietStream();
+      },
+    });
+    try {
+      service.startPolling(5);
+      await until(() => polls >= 3);
+      const delivered = await service.stopPolling();
+      expect(delivered.stream.functionErrors).toEqual(['event source poll failed: connect ECONNREFUSED 127.0.0.1:1']);
+      expect(delivered.sqs.functionErrors).toEqual([]);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('ticks only the schedules while the pollers run, the reconciler on every N-th tick, and refuses a draining cycle', async () => {
+    const { service, events, timeline, cleanup } = serviceWith({ reconcileEveryCycles: 2 });
+    Object.assign(service.streamSource, { pump: async () => quietStream() });
+    try {
+      service.startPolling(100);
+      const ticks = [await service.tick(), await service.tick(), await service.tick()];
+      expect(ticks.map((tick) => tick.reconciler !== undefined)).toEqual([false, true, false]);
+      expect(ticks.every((tick) => tick.scanner.ok)).toBe(true);
+      expect(events.scanner).toHaveLength(3);
+      await expect(service.cycle()).rejects.toThrow(/stop the pollers first/);
+      expect(() => service.startPolling()).toThrow(/already running/);
+      await service.stopPolling();
+      // Stopped: cycles drain again, and the tick count goes on (the 4th fires the reconciler).
+      const pumpsBefore = timeline.filter((step) => step === 'pump').length;
+      expect((await service.cycle()).reconciler).toBeDefined();
+      expect(timeline.filter((step) => step === 'pump').length).toBe(pumpsBefore + 1);
+    } finally {
+      await service.stopPolling();
       cleanup();
     }
   });

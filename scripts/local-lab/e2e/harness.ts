@@ -231,6 +231,22 @@ export class ScenarioRun {
   /** After any step that ran functions: the ledger invariants must hold. */
   async checkLedger(sources: SourceList): Promise<Record<string, unknown>[]> {
     const items = await scanLedger(this.session.clients.ledger, this.session.resources.ledgerTable);
+    this.recordViolations(items, sources);
+    return items;
+  }
+
+  /**
+   * The ledger invariants while functions run (pollers): the ledger is read before the sources, which
+   * only grow, so a pass storing bytes meanwhile cannot look like bytes beyond what the source wrote.
+   */
+  async checkLedgerWhileRunning(sources: () => Promise<SourceList> | SourceList): Promise<{ items: Record<string, unknown>[]; sources: SourceList }> {
+    const items = await scanLedger(this.session.clients.ledger, this.session.resources.ledgerTable);
+    const current = await sources();
+    this.recordViolations(items, current);
+    return { items, sources: current };
+  }
+
+  private recordViolations(items: readonly Record<string, unknown>[], sources: SourceList): void {
     const sizes = new Map(sources.map((source) => [fileId(source.instance, source.logFileName), source.size]));
     for (const violation of ledgerViolations(items, sizes)) {
       if (!this.invariantViolations.includes(violation)) {
@@ -238,7 +254,6 @@ export class ScenarioRun {
         this.log(`LEDGER INVARIANT VIOLATED: ${violation}`);
       }
     }
-    return items;
   }
 
   /** One schedule tick and everything it sets off, then the ledger invariants. */

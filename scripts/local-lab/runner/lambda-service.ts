@@ -2,9 +2,14 @@
  * The local Lambda service: the pipeline's functions as the template defines them (timeout, memory,
  * environment, asynchronous-invocation retries and on-failure destination), the two schedules (scan,
  * reconcile), the SQS mapping in front of the detector and the ledger-stream mapping in front of the
- * downloader. One `cycle()` is one scan-schedule tick followed by draining both event sources until the
- * pipeline has nothing left to do; every `reconcileEveryCycles`-th cycle the reconcile schedule fires
- * too, and its run overlaps the drain as an independent schedule's would.
+ * downloader. It runs in one of two ways:
+ * - cycles (`cycle()`): one scan-schedule tick, then both event sources drained in turn until the
+ *   pipeline has nothing left to do. Deterministic: the fault suite and the bench use it.
+ * - pollers (`startPolling()`, then `tick()` on the schedule's cadence): the event sources deliver on
+ *   their own, at the same time as each other and as the schedules, as Lambda's pollers do. A detector
+ *   can then record growth of a file while a downloader is reading it. `npm run lab` uses it.
+ * Every `reconcileEveryCycles`-th tick the reconcile schedule fires too, and its run overlaps the
+ * scanner's and the event sources' work as an independent schedule's would.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +19,7 @@ import { CONFIG_DEFAULTS } from '../../../lambda/shared/config';
 import { ENV } from '../../../lambda/shared/contract';
 import type { ReconcileSummary } from '../../../lambda/shared/reconcile';
 import { LAB_CREDENTIALS, LocalResources } from '../aws-services';
+import { sleep } from '../net';
 import type { ProcessRegistry } from '../processes';
 import type { FunctionRole, PipelineDefinition, ScheduleDefinition, ScheduledRole } from '../stack-definition';
 import { FUNCTION_ROLES } from '../stack-definition';
@@ -62,14 +68,34 @@ export interface ReconcilerRun extends ScheduledRun {
   summary?: ReconcileSummary;
 }
 
-export interface CycleStats {
+/** What the schedules ran on one tick. */
+export interface TickStats {
   scanner: ScheduledRun;
-  /** Present on the cycles the reconcile schedule fired. */
+  /** Present on the ticks the reconcile schedule fired. */
   reconciler?: ReconcilerRun;
+}
+
+/** What the event sources delivered (during a cycle, or since the pollers' last report). */
+export interface DeliveryStats {
   sqs: SqsPumpStats;
   stream: StreamPumpStats;
+}
+
+export interface CycleStats extends TickStats, DeliveryStats {
   rounds: number;
 }
+
+/** Pollers' idle wait when a poll found nothing (Lambda's pollers poll about once a second). */
+const DEFAULT_IDLE_POLL_MS = 200;
+
+interface Pollers {
+  stopping: boolean;
+  loops: Array<Promise<void>>;
+  /** Delivered since the last `takeDelivered()` (one object for the pollers' whole life). */
+  readonly delivered: DeliveryStats;
+}
+
+const emptyDelivery = (): DeliveryStats => ({ sqs: emptySqsPumpStats(), stream: emptyStreamPumpStats() });
 
 /** The reconciler's return value, checked before the lab relies on it. */
 function reconcileSummaryOf(value: unknown): ReconcileSummary | undefined {
@@ -156,7 +182,9 @@ export class LocalLambdaService {
   readonly streamSource: DynamoDbStreamEventSource;
   readonly reconcileEveryCycles: number;
   private readonly ticks: Record<ScheduledRole, number> = { scanner: 0, reconciler: 0 };
-  private cycles = 0;
+  /** Scan-schedule ticks so far (cycles or `tick()`s): the reconcile schedule fires on every N-th. */
+  private scheduleTicks = 0;
+  private pollers: Pollers | undefined;
 
   constructor(private readonly options: LambdaServiceOptions) {
     const { definition, resources, registry, region } = options;
@@ -265,20 +293,34 @@ export class LocalLambdaService {
     return { run: { ok: false, attempts, error } };
   }
 
+  /** Counts a scan-schedule tick; returns the reconciler's run when the reconcile schedule fires with it. */
+  private startTick(): Promise<ReconcilerRun> | undefined {
+    this.scheduleTicks += 1;
+    const due = this.reconcileEveryCycles > 0 && this.scheduleTicks % this.reconcileEveryCycles === 0;
+    return due ? this.reconcile() : undefined;
+  }
+
   /**
    * Ticks the scan schedule (and the reconcile schedule when due), then drains the queue and the stream
    * until neither has anything more to deliver. Items the reconciler re-drove are drained in the same cycle.
    */
   async cycle(maxRounds = 50): Promise<CycleStats> {
-    this.cycles += 1;
-    const reconciling = this.reconcileEveryCycles > 0 && this.cycles % this.reconcileEveryCycles === 0 ? this.reconcile() : undefined;
+    if (this.pollers) throw new Error('cycle() drains the event sources itself: stop the pollers first, or tick() while they run');
+    const reconciling = this.startTick();
     const scanner = await this.tickSchedule();
-    const sqs = emptySqsPumpStats();
-    const stream = emptyStreamPumpStats();
+    const { sqs, stream } = emptyDelivery();
     let rounds = await this.drain(maxRounds, sqs, stream);
     const reconciler = await reconciling;
     if (reconciler?.summary?.redriven.length) rounds += await this.drain(maxRounds, sqs, stream);
     return { scanner, ...(reconciler ? { reconciler } : {}), sqs, stream, rounds };
+  }
+
+  /** The schedules' part of a cycle alone: what they start, the running pollers deliver. */
+  async tick(): Promise<TickStats> {
+    const reconciling = this.startTick();
+    const scanner = await this.tickSchedule();
+    const reconciler = await reconciling;
+    return { scanner, ...(reconciler ? { reconciler } : {}) };
   }
 
   private async drain(maxRounds: number, sqs: SqsPumpStats, stream: StreamPumpStats): Promise<number> {
@@ -293,8 +335,84 @@ export class LocalLambdaService {
     return rounds;
   }
 
+  get polling(): boolean {
+    return this.pollers !== undefined;
+  }
+
+  /**
+   * Starts Lambda's pollers: as many on the queue as the detector's maximum concurrency, one on the
+   * stream (one shard, parallelization factor 1). Each delivers as soon as there is something, then
+   * polls again; after a poll that found nothing it waits `idlePollMs`. A poll that fails (the service
+   * cannot be reached) counts as a function error of its source, as the lab must not pass over it, and
+   * the poller goes on, as Lambda's do.
+   */
+  startPolling(idlePollMs = DEFAULT_IDLE_POLL_MS): void {
+    if (this.pollers) throw new Error('the pollers are already running');
+    const pollers: Pollers = { stopping: false, loops: [], delivered: emptyDelivery() };
+    const poll = async (once: () => Promise<boolean>, errors: () => string[]): Promise<void> => {
+      while (!pollers.stopping) {
+        let found = false;
+        try {
+          found = await once();
+        } catch (error) {
+          // Stopping ends the functions' environments under a running poll: that error is the stop's.
+          if (!pollers.stopping) errors().push(`event source poll failed: ${String((error as Error)?.message ?? error)}`);
+        }
+        // Even a busy poller yields to the event loop between polls: the others, the ticks and the stop run too.
+        if (!found && !pollers.stopping) await sleep(idlePollMs);
+        else await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    };
+    const queuePoll = async (): Promise<boolean> => {
+      const stats = await this.sqsSource.pump(1);
+      mergeInto(pollers.delivered.sqs, stats);
+      return stats.messages > 0;
+    };
+    const streamPoll = async (): Promise<boolean> => {
+      // Counted straight into the tally: a backlog's pump lasts many ticks, and each tick reports what
+      // was delivered during it. (A report taken meanwhile can only make an idle poll look busy: one
+      // extra poll.)
+      const tally = pollers.delivered.stream;
+      const readBefore = tally.recordsRead;
+      await this.streamSource.pump(tally);
+      return tally.recordsRead !== readBefore;
+    };
+    const queuePollers = Math.max(1, this.functions.detector.options.maxConcurrency);
+    for (let index = 0; index < queuePollers; index += 1) {
+      pollers.loops.push(poll(queuePoll, () => pollers.delivered.sqs.functionErrors));
+    }
+    pollers.loops.push(poll(streamPoll, () => pollers.delivered.stream.functionErrors));
+    this.pollers = pollers;
+  }
+
+  /** What the pollers delivered since the last call (or their start). The tally is reset in place: pumps in progress count on into it. */
+  takeDelivered(): DeliveryStats {
+    if (!this.pollers) return emptyDelivery();
+    const { delivered } = this.pollers;
+    const taken = structuredClone(delivered);
+    const zeroed = emptyDelivery();
+    Object.assign(delivered.sqs, zeroed.sqs);
+    Object.assign(delivered.stream, zeroed.stream);
+    return taken;
+  }
+
+  /** Lets the pollers finish the deliveries they are in, stops them, and returns what they delivered since the last report. */
+  async stopPolling(): Promise<DeliveryStats> {
+    const pollers = this.pollers;
+    if (!pollers) return emptyDelivery();
+    pollers.stopping = true;
+    await Promise.all(pollers.loops);
+    const rest = this.takeDelivered();
+    this.pollers = undefined;
+    return rest;
+  }
+
+  /** Ends every environment; running pollers stop with them (what they were delivering fails). */
   async close(): Promise<void> {
+    if (this.pollers) this.pollers.stopping = true;
     await Promise.all(Object.values(this.functions).map((fn) => fn.close()));
+    if (this.pollers) await Promise.all(this.pollers.loops);
+    this.pollers = undefined;
   }
 }
 

@@ -102,9 +102,11 @@ export class DynamoDbStreamEventSource {
     this.admits = compileFilters(settings.filters);
   }
 
-  /** Reads every shard up to its current end, delivering what the filters admit. */
-  async pump(): Promise<StreamPumpStats> {
-    const stats = emptyStreamPumpStats();
+  /**
+   * Reads every shard up to its current end, delivering what the filters admit. Counts into `stats` as
+   * it goes (a poller's running tally shows a long backlog's progress before the pump returns).
+   */
+  async pump(stats: StreamPumpStats = emptyStreamPumpStats()): Promise<StreamPumpStats> {
     await this.refreshShards();
     for (const shard of this.readableShards()) {
       await this.readShard(shard, stats);

@@ -1,6 +1,13 @@
 /** Building blocks the scenarios share: fixture sessions, growth rounds, fault proxies, log evidence. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import {
+  DescribeStreamCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  ShardIteratorType,
+  _Record as StreamSdkRecord,
+} from '@aws-sdk/client-dynamodb-streams';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { LOG_OBJECT_PREFIX, type ScanMessage } from '../../../../lambda/shared/contract';
@@ -157,4 +164,24 @@ export async function pumpQueueOnly(run: ScenarioRun): Promise<number> {
     messages += sqs.messages;
     if (sqs.messages === 0) return messages;
   }
+}
+
+/** Every record the ledger stream holds so far, oldest first. */
+export async function readWholeStream(session: LabSession): Promise<StreamSdkRecord[]> {
+  const { streams } = session.clients;
+  const streamArn = session.resources.ledgerStreamArn;
+  const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: streamArn }));
+  const records: StreamSdkRecord[] = [];
+  for (const shard of StreamDescription?.Shards ?? []) {
+    let { ShardIterator: iterator } = await streams.send(
+      new GetShardIteratorCommand({ StreamArn: streamArn, ShardId: shard.ShardId, ShardIteratorType: ShardIteratorType.TRIM_HORIZON }),
+    );
+    while (iterator) {
+      const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }));
+      if (!page.Records?.length) break;
+      records.push(...page.Records);
+      iterator = page.NextShardIterator;
+    }
+  }
+  return records;
 }

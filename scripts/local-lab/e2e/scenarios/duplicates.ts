@@ -3,13 +3,6 @@
  * visibility timeout, as when a detector's delete is lost), and ledger-stream records replayed to the
  * downloader. Neither may cause an extra ledger write, an extra object or an extra byte read.
  */
-import {
-  DescribeStreamCommand,
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  ShardIteratorType,
-  _Record as StreamSdkRecord,
-} from '@aws-sdk/client-dynamodb-streams';
 import { ChangeMessageVisibilityCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { BatchWriteItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBBatchResponse, DynamoDBRecord } from 'aws-lambda';
@@ -19,7 +12,7 @@ import { buildDynamoDbStreamEvent, buildSqsEvent, toDynamoDbRecord } from '../..
 import { compileFilters } from '../../runner/filter-matcher';
 import type { FixtureFile } from '../fixtures';
 import { Scenario, ScenarioRun, servedBytes } from '../harness';
-import { drainEventSources, fixtureSession, portionCalls, pumpQueueOnly, scanMessageBody, scanQueueUrl, sendToScanQueue } from './common';
+import { drainEventSources, fixtureSession, portionCalls, pumpQueueOnly, readWholeStream, scanMessageBody, scanQueueUrl, sendToScanQueue } from './common';
 
 /** Everything a duplicate could change: the ledger, the objects (and their versions), RDS reads. */
 async function snapshot(run: ScenarioRun): Promise<{ ledger: string; versions: string; portionCalls: number }> {
@@ -98,26 +91,6 @@ export const duplicateScanMessages: Scenario = {
     await run.finish({ sources: sources(), caughtUp: finalCatchUp });
   },
 };
-
-/** Every record the ledger stream holds so far, oldest first. */
-async function readWholeStream(session: LabSession): Promise<StreamSdkRecord[]> {
-  const { streams } = session.clients;
-  const streamArn = session.resources.ledgerStreamArn;
-  const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: streamArn }));
-  const records: StreamSdkRecord[] = [];
-  for (const shard of StreamDescription?.Shards ?? []) {
-    let { ShardIterator: iterator } = await streams.send(
-      new GetShardIteratorCommand({ StreamArn: streamArn, ShardId: shard.ShardId, ShardIteratorType: ShardIteratorType.TRIM_HORIZON }),
-    );
-    while (iterator) {
-      const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 1000 }));
-      if (!page.Records?.length) break;
-      records.push(...page.Records);
-      iterator = page.NextShardIterator;
-    }
-  }
-  return records;
-}
 
 /** Replays records to the downloader in the mapping's batch size; true when every batch fully succeeded. */
 async function replay(run: ScenarioRun, records: readonly DynamoDBRecord[]): Promise<boolean> {

@@ -1,5 +1,6 @@
 /** The fault suite's scenarios, in the order they run. */
 import type { Scenario } from '../harness';
+import { concurrentFunctions } from './concurrent';
 import { failedMidFile, killedMidFile, timeoutHandOff } from './crashes';
 import { duplicateScanMessages, replayedStreamRecords } from './duplicates';
 import { finalMarker, lineLongerThanPage, slowEndpoint, throttling, truncatedPages } from './endpoint-faults';
@@ -23,4 +24,5 @@ export const SCENARIOS: readonly Scenario[] = [
   vanishedFiles,
   malformedMessage,
   slowEndpoint,
+  concurrentFunctions,
 ];
