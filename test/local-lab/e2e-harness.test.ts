@@ -12,6 +12,7 @@ import { LEDGER_ATTR, LedgerStatus } from '../../lambda/shared/contract';
 import { FaultProxy, Interception } from '../../scripts/local-lab/e2e/fault-proxy';
 import { AuditLineGenerator, FixtureLogs } from '../../scripts/local-lab/e2e/fixtures';
 import { descendantProcesses, ledgerViolations } from '../../scripts/local-lab/e2e/harness';
+import { claimRaces } from '../../scripts/local-lab/e2e/scenarios/concurrent';
 
 const ID = 'lab-writer/audit/audit.log.0.2026-01-01-00-00.0';
 
@@ -166,5 +167,43 @@ describe('descendantProcesses', () => {
     child.kill('SIGKILL');
     await exited;
     expect(descendantProcesses(process.pid).map((entry) => entry.pid)).not.toContain(child.pid);
+  });
+});
+
+describe('claimRaces (evidence of the detector and a downloader meeting on one item)', () => {
+  type Fields = { status: string; size: number; backedUp?: number; claim?: string };
+  const image = ({ status, size, backedUp = 0, claim }: Fields) => ({
+    [LEDGER_ATTR.status]: { S: status },
+    [LEDGER_ATTR.size]: { N: String(size) },
+    [LEDGER_ATTR.backedUpBytes]: { N: String(backedUp) },
+    ...(claim ? { [LEDGER_ATTR.claimToken]: { S: claim } } : {}),
+  });
+  const modify = (before: Fields, after: Fields) => ({ eventName: 'MODIFY' as const, dynamodb: { OldImage: image(before), NewImage: image(after) } });
+  const { IN_PROGRESS, PENDING, DONE } = LedgerStatus;
+
+  it('counts growth recorded under the same live claim, and hand-backs that leave bytes to read', () => {
+    expect(
+      claimRaces([
+        modify({ status: IN_PROGRESS, size: 100, claim: 't1' }, { status: IN_PROGRESS, size: 180, claim: 't1' }),
+        modify({ status: IN_PROGRESS, size: 180, backedUp: 100, claim: 't1' }, { status: PENDING, size: 180, backedUp: 150 }),
+      ]),
+    ).toEqual({ grewWhileClaimed: 1, releasedToReadMore: 1 });
+  });
+
+  it('does not count a checkpoint, a new claim, a finished pass or growth while not claimed', () => {
+    expect(
+      claimRaces([
+        // The downloader's own checkpoint: same size.
+        modify({ status: IN_PROGRESS, size: 100, claim: 't1' }, { status: IN_PROGRESS, size: 100, backedUp: 50, claim: 't1' }),
+        // Claimed afresh by another holder.
+        modify({ status: IN_PROGRESS, size: 100, claim: 't1' }, { status: IN_PROGRESS, size: 150, claim: 't2' }),
+        // DONE at the size listed; PENDING with nothing left to read.
+        modify({ status: IN_PROGRESS, size: 100, claim: 't1' }, { status: DONE, size: 100, backedUp: 100 }),
+        modify({ status: IN_PROGRESS, size: 100, claim: 't1' }, { status: PENDING, size: 100, backedUp: 100 }),
+        // Growth of an item nobody holds.
+        modify({ status: DONE, size: 100 }, { status: PENDING, size: 200, backedUp: 100 }),
+        { eventName: 'INSERT' as const, dynamodb: { NewImage: image({ status: PENDING, size: 10 }) } },
+      ]),
+    ).toEqual({ grewWhileClaimed: 0, releasedToReadMore: 0 });
   });
 });
