@@ -6,11 +6,10 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { positiveNumber } from '../../cli/args';
+import { parseOptions, positiveNumber, UsageError } from '../../cli/args';
 import { startMoto } from '../aws-services';
 import { findExecutable, preflight, PreflightError } from '../preflight';
-import { beginRun, installCleanupHandlers, ProcessRegistry } from '../processes';
+import { beginRun, installCleanupHandlers, parseCommandLine, ProcessRegistry } from '../processes';
 import { formatDuration } from '../progress';
 import { LAB_ACCOUNT_ID } from '../runner/events';
 import { synthesizePipeline } from '../stack-definition';
@@ -46,6 +45,50 @@ interface ScenarioResult {
   error?: string;
   checks: Check[];
   facts: Record<string, unknown>;
+}
+
+export interface E2eOptions {
+  /** Scenario ids to run (all when absent), each checked against the suite. */
+  only?: string[];
+  list: boolean;
+  workRoot: string;
+  reportFile: string;
+  keep: boolean;
+  timeoutFactor: number;
+  region: string;
+}
+
+/** The suite's command line; 'help' for --help. Bad input is a UsageError. */
+export function parseE2eOptions(argv: string[]): E2eOptions | 'help' {
+  const { values } = parseOptions({
+    args: argv,
+    options: {
+      only: { type: 'string' },
+      list: { type: 'boolean', default: false },
+      workdir: { type: 'string' },
+      report: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      'timeout-factor': { type: 'string' },
+      region: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  const only = values.only?.split(',').map((id) => id.trim()).filter(Boolean);
+  const unknown = (only ?? []).filter((id) => !SCENARIOS.some((scenario) => scenario.id === id));
+  if (unknown.length > 0) throw new UsageError(`unknown scenario(s): ${unknown.join(', ')} (see --list)`);
+  if (only !== undefined && only.length === 0) throw new UsageError('--only needs at least one scenario id (see --list)');
+  const workRoot = resolve(values.workdir ?? DEFAULT_WORK_ROOT);
+  return {
+    ...(only ? { only } : {}),
+    list: values.list ?? false,
+    workRoot,
+    reportFile: resolve(values.report ?? join(workRoot, 'e2e-report.json')),
+    keep: values.keep ?? false,
+    timeoutFactor: positiveNumber('--timeout-factor', values['timeout-factor'], 1),
+    region: values.region ?? 'us-east-1',
+  };
 }
 
 const log = (line: string): void => {
@@ -118,55 +161,17 @@ function summaryLines(results: readonly ScenarioResult[]): string[] {
 async function main(): Promise<number> {
   // Pinned SDK versions on this Node: the SDK's upgrade notice would only interrupt the output.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: process.argv.slice(2),
-      options: {
-        only: { type: 'string' },
-        list: { type: 'boolean', default: false },
-        workdir: { type: 'string' },
-        report: { type: 'string' },
-        keep: { type: 'boolean', default: false },
-        'timeout-factor': { type: 'string' },
-        region: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  if (values.list) {
+  const options = parseCommandLine(parseE2eOptions, HELP);
+  if (typeof options === 'number') return options;
+  if (options.list) {
     for (const scenario of SCENARIOS) log(`${scenario.id.padEnd(22)} ${scenario.mariadb ? '[MariaDB] ' : ''}${scenario.title}`);
     return 0;
   }
-  const wanted = values.only?.split(',').map((id) => id.trim()).filter(Boolean);
-  const unknown = (wanted ?? []).filter((id) => !SCENARIOS.some((scenario) => scenario.id === id));
-  if (unknown.length > 0) {
-    process.stderr.write(`unknown scenario(s): ${unknown.join(', ')} (see --list)\n`);
-    return 2;
-  }
-  let timeoutFactor: number;
-  try {
-    timeoutFactor = positiveNumber('--timeout-factor', values['timeout-factor'], 1);
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n`);
-    return 2;
-  }
-  const scenarios = (wanted ? SCENARIOS.filter((scenario) => wanted.includes(scenario.id)) : SCENARIOS).map((scenario) => ({
+  const { workRoot, reportFile, region, keep } = options;
+  const scenarios = (options.only ? SCENARIOS.filter((scenario) => options.only?.includes(scenario.id)) : SCENARIOS).map((scenario) => ({
     ...scenario,
-    timeoutMs: Math.round(scenario.timeoutMs * timeoutFactor),
+    timeoutMs: Math.round(scenario.timeoutMs * options.timeoutFactor),
   }));
-
-  const workRoot = resolve(values.workdir ?? DEFAULT_WORK_ROOT);
-  const reportFile = resolve(values.report ?? join(workRoot, 'e2e-report.json'));
-  const region = values.region ?? 'us-east-1';
   const baseline = new Set(descendantProcesses(process.pid).map((entry) => entry.pid));
   const registry = beginRun('e2e', workRoot, join(workRoot, 'suite.pids.json'), log, {
     folder: 'logs',
@@ -190,7 +195,7 @@ async function main(): Promise<number> {
 
     for (const [index, scenario] of scenarios.entries()) {
       log(`\n[e2e] (${index + 1}/${scenarios.length}) ${scenario.id}: ${scenario.title}`);
-      const result = await runScenario(suite, scenario, workRoot, values.keep ?? false);
+      const result = await runScenario(suite, scenario, workRoot, keep);
       results.push(result);
       log(`[e2e] ${result.ok ? 'PASS' : 'FAIL'} ${scenario.id} in ${formatDuration(result.durationMs)} (${result.cycles} cycles)`);
     }
