@@ -383,6 +383,7 @@ async function main(): Promise<number> {
 
     // ---- Verification ------------------------------------------------------------------------------
     // On a quiet pipeline: whatever the pollers are delivering ends first, and counts.
+    log('[lab] stopping the event-source pollers (deliveries in progress finish first)');
     recordCycleErrors(loop, 'catch-up', await session.service.stopPolling());
     log('[lab] verifying every audit file against the bucket and the ledger');
     const files = await sourceFiles(session);

@@ -154,6 +154,33 @@ describe('DynamoDB stream event source', () => {
     expect(events.map(sequences)).toEqual([['1', '2'], ['3']]);
   });
 
+  it('refuses a second pump while one reads the stream (two readers of one iterator would deliver twice)', async () => {
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const { fn, events } = fakeFunction<DynamoDBStreamEvent>(() => ok());
+    const slow = { ...fn, arn: fn.arn, invoke: async (event: unknown) => (await held, fn.invoke(event)) } as unknown as LambdaFunction;
+    const { source } = streamSource([1, 2].map((sequence) => streamRecord(sequence, LedgerStatus.PENDING)), slow);
+    const first = source.pump();
+    await expect(source.pump()).rejects.toThrow(/one pump at a time/);
+    release();
+    expect((await first).delivered).toBe(2);
+    // Once the first pump is over, the next one may read (and finds nothing new).
+    expect((await source.pump()).recordsRead).toBe(0);
+    expect(events.map(sequences)).toEqual([['1', '2']]);
+  });
+
+  it('stops reading when asked, after delivering what it has read, and resumes there on the next pump', async () => {
+    const { fn, events } = fakeFunction<DynamoDBStreamEvent>(() => ok());
+    const { source, streams } = streamSource([streamRecord(1, LedgerStatus.PENDING)], fn);
+    streams.on(GetRecordsCommand, { ShardIterator: 'it-1' }).resolves({ Records: [streamRecord(2, LedgerStatus.PENDING)], NextShardIterator: 'it-2' });
+    streams.on(GetRecordsCommand, { ShardIterator: 'it-2' }).resolves({ Records: [], NextShardIterator: 'it-2' });
+    let reads = 0;
+    const stats = await source.pump(undefined, { stopRequested: () => reads++ >= 1 });
+    expect(stats).toMatchObject({ recordsRead: 1, delivered: 1 });
+    expect((await source.pump()).delivered).toBe(1);
+    expect(events.map(sequences)).toEqual([['1'], ['2']]);
+  });
+
   it('retries a whole batch without bisecting when bisect is off', async () => {
     const records = [1, 2].map((sequence) => streamRecord(sequence, LedgerStatus.PENDING));
     const { fn, events } = fakeFunction<DynamoDBStreamEvent>(() => crash);

@@ -10,7 +10,7 @@ import type { LocalResources } from '../../scripts/local-lab/aws-services';
 import { ProcessRegistry } from '../../scripts/local-lab/processes';
 import type { InvokeResult, LambdaFunction } from '../../scripts/local-lab/runner/lambda-function';
 import { downloaderBudgetProblem, LocalLambdaService } from '../../scripts/local-lab/runner/lambda-service';
-import { emptySqsPumpStats } from '../../scripts/local-lab/runner/sqs-source';
+import { emptySqsPumpStats, type SqsPumpStats } from '../../scripts/local-lab/runner/sqs-source';
 import { emptyStreamPumpStats, type StreamPumpStats } from '../../scripts/local-lab/runner/stream-source';
 import { type FunctionRole, synthesizePipeline } from '../../scripts/local-lab/stack-definition';
 
@@ -68,6 +68,7 @@ function serviceWith(options: { reconcileEveryCycles?: number; reconciler?: (cal
         timeline.push(role);
         return respond(calls.length);
       },
+      close: async () => undefined,
     } as unknown as LambdaFunction;
   };
   const functions = service.functions as Record<FunctionRole, LambdaFunction>;
@@ -190,7 +191,7 @@ describe('LocalLambdaService pollers', () => {
     let mostQueuePollsAtOnce = 0;
     let queueSawStreamRunning = false;
     Object.assign(service.sqsSource, {
-      pump: async (maxBatches?: number) => {
+      pump: async (maxBatches: number, tally: SqsPumpStats) => {
         expect(maxBatches).toBe(1);
         queuePollsInFlight += 1;
         mostQueuePollsAtOnce = Math.max(mostQueuePollsAtOnce, queuePollsInFlight);
@@ -199,7 +200,8 @@ describe('LocalLambdaService pollers', () => {
         queueSawStreamRunning = true;
         await new Promise((resolve) => setTimeout(resolve, 20));
         queuePollsInFlight -= 1;
-        return { ...quietSqs(), batches: 1, messages: 1, succeeded: 1 };
+        Object.assign(tally, { batches: tally.batches + 1, messages: tally.messages + 1, succeeded: tally.succeeded + 1 });
+        return tally;
       },
     });
     Object.assign(service.streamSource, {
@@ -279,6 +281,59 @@ describe('LocalLambdaService pollers', () => {
       const delivered = await service.stopPolling();
       expect(delivered.stream.functionErrors).toEqual(['event source poll failed: connect ECONNREFUSED 127.0.0.1:1']);
       expect(delivered.sqs.functionErrors).toEqual([]);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('keeps the failure of a poll still running when the pollers are stopped, but not one caused by shutting the functions down', async () => {
+    const failLate = async (stop: (service: LocalLambdaService) => Promise<unknown>): Promise<string[]> => {
+      const { service, cleanup } = serviceWith({});
+      const release = gate();
+      let started = false;
+      Object.assign(service.sqsSource, { pump: async () => quietSqs() });
+      Object.assign(service.streamSource, {
+        pump: async () => {
+          started = true;
+          await release.opened;
+          throw new Error('GetRecords failed');
+        },
+      });
+      try {
+        service.startPolling(10);
+        await until(() => started);
+        const stopped = stop(service);
+        release.open();
+        const result = (await stopped) as { stream?: { functionErrors: string[] } } | undefined;
+        return result?.stream?.functionErrors ?? [];
+      } finally {
+        cleanup();
+      }
+    };
+    expect(await failLate((service) => service.stopPolling())).toEqual(['event source poll failed: GetRecords failed']);
+    expect(await failLate((service) => service.close())).toEqual([]);
+  });
+
+  it('counts queue deliveries into the tally as they happen, so a pump failing after its invocation keeps its function error', async () => {
+    const { service, cleanup } = serviceWith({});
+    let polls = 0;
+    Object.assign(service.streamSource, { pump: async () => quietStream() });
+    Object.assign(service.sqsSource, {
+      pump: async (_maxBatches: number, tally: SqsPumpStats) => {
+        polls += 1;
+        if (polls > 1) return tally;
+        tally.batches += 1;
+        tally.messages += 3;
+        tally.functionErrors.push('Error: detector failed');
+        throw new Error('DeleteMessageBatch failed');
+      },
+    });
+    try {
+      service.startPolling(5);
+      await until(() => polls >= 3);
+      const delivered = await service.stopPolling();
+      expect(delivered.sqs.messages).toBe(3);
+      expect(delivered.sqs.functionErrors).toEqual(['Error: detector failed', 'event source poll failed: DeleteMessageBatch failed']);
     } finally {
       cleanup();
     }

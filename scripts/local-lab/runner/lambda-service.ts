@@ -89,7 +89,10 @@ export interface CycleStats extends TickStats, DeliveryStats {
 const DEFAULT_IDLE_POLL_MS = 200;
 
 interface Pollers {
+  /** No new poll starts; the stream pump in progress stops reading (it delivers what it read). */
   stopping: boolean;
+  /** The functions are being shut down under the polls: their failures are the shutdown's, not the pipeline's. */
+  closing: boolean;
   loops: Array<Promise<void>>;
   /** Delivered since the last `takeDelivered()` (one object for the pollers' whole life). */
   readonly delivered: DeliveryStats;
@@ -348,15 +351,14 @@ export class LocalLambdaService {
    */
   startPolling(idlePollMs = DEFAULT_IDLE_POLL_MS): void {
     if (this.pollers) throw new Error('the pollers are already running');
-    const pollers: Pollers = { stopping: false, loops: [], delivered: emptyDelivery() };
+    const pollers: Pollers = { stopping: false, closing: false, loops: [], delivered: emptyDelivery() };
     const poll = async (once: () => Promise<boolean>, errors: () => string[]): Promise<void> => {
       while (!pollers.stopping) {
         let found = false;
         try {
           found = await once();
         } catch (error) {
-          // Stopping ends the functions' environments under a running poll: that error is the stop's.
-          if (!pollers.stopping) errors().push(`event source poll failed: ${String((error as Error)?.message ?? error)}`);
+          if (!pollers.closing) errors().push(`event source poll failed: ${String((error as Error)?.message ?? error)}`);
         }
         // Even a busy poller yields to the event loop between polls: the others, the ticks and the stop run too.
         if (!found && !pollers.stopping) await sleep(idlePollMs);
@@ -364,17 +366,18 @@ export class LocalLambdaService {
       }
     };
     const queuePoll = async (): Promise<boolean> => {
-      const stats = await this.sqsSource.pump(1);
-      mergeInto(pollers.delivered.sqs, stats);
-      return stats.messages > 0;
+      const tally = pollers.delivered.sqs;
+      const batchesBefore = tally.batches;
+      await this.sqsSource.pump(1, tally);
+      return tally.batches !== batchesBefore;
     };
     const streamPoll = async (): Promise<boolean> => {
       // Counted straight into the tally: a backlog's pump lasts many ticks, and each tick reports what
-      // was delivered during it. (A report taken meanwhile can only make an idle poll look busy: one
-      // extra poll.)
+      // was delivered during it. (A report taken during a poll can make it look idle or busy when it
+      // was not: one idle wait too many or too few.)
       const tally = pollers.delivered.stream;
       const readBefore = tally.recordsRead;
-      await this.streamSource.pump(tally);
+      await this.streamSource.pump(tally, { stopRequested: () => pollers.stopping });
       return tally.recordsRead !== readBefore;
     };
     const queuePollers = Math.max(1, this.functions.detector.options.maxConcurrency);
@@ -396,7 +399,10 @@ export class LocalLambdaService {
     return taken;
   }
 
-  /** Lets the pollers finish the deliveries they are in, stops them, and returns what they delivered since the last report. */
+  /**
+   * Stops the pollers: none starts a new poll, the stream pump stops reading after its current read, and
+   * the deliveries in progress finish. Returns what was delivered since the last report, failures included.
+   */
   async stopPolling(): Promise<DeliveryStats> {
     const pollers = this.pollers;
     if (!pollers) return emptyDelivery();
@@ -409,7 +415,10 @@ export class LocalLambdaService {
 
   /** Ends every environment; running pollers stop with them (what they were delivering fails). */
   async close(): Promise<void> {
-    if (this.pollers) this.pollers.stopping = true;
+    if (this.pollers) {
+      this.pollers.stopping = true;
+      this.pollers.closing = true;
+    }
     await Promise.all(Object.values(this.functions).map((fn) => fn.close()));
     if (this.pollers) await Promise.all(this.pollers.loops);
     this.pollers = undefined;

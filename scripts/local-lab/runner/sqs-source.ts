@@ -80,9 +80,12 @@ export class SqsEventSource {
     readonly settings: SqsSourceSettings,
   ) {}
 
-  /** Delivers batches until the queue has no visible message left. */
-  async pump(maxBatches = 1000): Promise<SqsPumpStats> {
-    const stats = emptySqsPumpStats();
+  /**
+   * Delivers batches until the queue has no visible message left (or `maxBatches`). Counts into `stats`
+   * as it goes, so a poller's tally keeps a delivery's function error even when a later step of the
+   * pump fails.
+   */
+  async pump(maxBatches = 1000, stats: SqsPumpStats = emptySqsPumpStats()): Promise<SqsPumpStats> {
     const { settings } = this;
     for (let batch = 0; batch < maxBatches; batch += 1) {
       const { Messages = [] } = await this.sqs.send(

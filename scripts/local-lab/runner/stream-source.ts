@@ -92,6 +92,7 @@ export function firstFailedIndex(
 export class DynamoDbStreamEventSource {
   private readonly shards = new Map<string, ShardState>();
   private readonly admits: (record: unknown) => boolean;
+  private pumping = false;
 
   constructor(
     private readonly streams: DynamoDBStreamsClient,
@@ -106,12 +107,19 @@ export class DynamoDbStreamEventSource {
    * Reads every shard up to its current end, delivering what the filters admit. Counts into `stats` as
    * it goes (a poller's running tally shows a long backlog's progress before the pump returns).
    */
-  async pump(stats: StreamPumpStats = emptyStreamPumpStats()): Promise<StreamPumpStats> {
-    await this.refreshShards();
-    for (const shard of this.readableShards()) {
-      await this.readShard(shard, stats);
+  async pump(stats: StreamPumpStats = emptyStreamPumpStats(), options: { stopRequested?: () => boolean } = {}): Promise<StreamPumpStats> {
+    // Two readers of one shard iterator would deliver the same records twice: Lambda runs one per shard.
+    if (this.pumping) throw new Error('the stream is already being read: one pump at a time (are the pollers running?)');
+    this.pumping = true;
+    try {
+      await this.refreshShards();
+      for (const shard of this.readableShards()) {
+        await this.readShard(shard, stats, options.stopRequested ?? (() => false));
+      }
+      return stats;
+    } finally {
+      this.pumping = false;
     }
-    return stats;
   }
 
   private async refreshShards(): Promise<void> {
@@ -142,7 +150,8 @@ export class DynamoDbStreamEventSource {
     });
   }
 
-  private async readShard(shard: ShardState, stats: StreamPumpStats): Promise<void> {
+  /** Reads one shard up to its current end; a stop request is honoured between reads (what was read is delivered). */
+  private async readShard(shard: ShardState, stats: StreamPumpStats, stopRequested: () => boolean): Promise<void> {
     if (!shard.iterator) {
       const type = this.settings.startingPosition === 'LATEST' ? ShardIteratorType.LATEST : ShardIteratorType.TRIM_HORIZON;
       const { ShardIterator } = await this.streams.send(
@@ -150,7 +159,7 @@ export class DynamoDbStreamEventSource {
       );
       shard.iterator = ShardIterator;
     }
-    while (shard.iterator) {
+    while (shard.iterator && !stopRequested()) {
       const { Records = [], NextShardIterator } = await this.getRecords(shard);
       if (Records.length === 0) {
         if (!NextShardIterator) shard.finished = true;

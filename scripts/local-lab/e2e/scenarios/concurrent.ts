@@ -103,7 +103,11 @@ export const concurrentFunctions: Scenario = {
       }
     })();
     let growing = true;
-    void growth.finally(() => (growing = false));
+    const grown = (): void => {
+      growing = false;
+    };
+    // Settled either way here; a failure of the growth (the scenario's time limit) is thrown below.
+    growth.then(grown, grown);
     while (growing) await tickAndCheck(run, sources, 'growth');
     await growth;
     run.log(`growth over: ${formatBytes(appended)} appended in ${formatDuration(Date.now() - started)}, ${fixtures.files.length} files`);
