@@ -395,7 +395,7 @@ async function main(): Promise<number> {
       files,
     });
     // The pipeline's own verifier on the quiet, caught-up pipeline: a healthy backup has no finding.
-    log('[lab] running the reconciler once more on the caught-up pipeline');
+    log(`[lab] running the reconciler once more on the ${caughtUp ? 'caught-up' : 'stopped (not caught up)'} pipeline`);
     const finalReconcile = await session.service.reconcile();
     recordReconcile(loop, 'final', finalReconcile);
     log(`[lab] ${reconcilerText(finalReconcile)}`);
