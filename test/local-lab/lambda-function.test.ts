@@ -11,7 +11,8 @@ describe('LambdaFunction resource accounting', () => {
   const workDir = mkdtempSync(join(tmpdir(), 'lambda-function-test-'));
   const registry = new ProcessRegistry();
   const fn = new LambdaFunction({
-    identity: { functionName: 'cpu-or-wait', region: 'us-east-1', memoryMb: 128 },
+    // Room for the TypeScript loader's memory beside what the tests hold.
+    identity: { functionName: 'cpu-or-wait', region: 'us-east-1', memoryMb: 512 },
     entry: join(__dirname, 'fixtures', 'cpu-or-wait-handler.ts'),
     environment: { PATH: process.env.PATH },
     timeoutMs: 20_000,
@@ -46,7 +47,7 @@ describe('LambdaFunction resource accounting', () => {
 
   it('counts the peak memory from the end of init: a spike while the module loads is not the invocations\' growth', async () => {
     const spiky = new LambdaFunction({
-      identity: { functionName: 'init-spike', region: 'us-east-1', memoryMb: 128 },
+      identity: { functionName: 'init-spike', region: 'us-east-1', memoryMb: 512 },
       entry: join(__dirname, 'fixtures', 'init-spike-handler.ts'),
       environment: { PATH: process.env.PATH, NODE_OPTIONS: '--expose-gc' },
       timeoutMs: 20_000,
@@ -70,5 +71,31 @@ describe('LambdaFunction resource accounting', () => {
     expect(growth?.arrayBuffersKb).toBeGreaterThanOrEqual((mib - 1) * 1024);
     expect(growth?.rssKb).toBeGreaterThanOrEqual((mib - 8) * 1024);
     expect(Math.abs(growth?.heapTotalKb ?? Infinity)).toBeLessThan(16 * 1024);
+  });
+
+  it("stops an invocation that takes the environment over the function's memory size, as Lambda does, and starts afresh", async () => {
+    const small = new LambdaFunction({
+      identity: { functionName: 'memory-bound', region: 'us-east-1', memoryMb: 200 },
+      entry: join(__dirname, 'fixtures', 'cpu-or-wait-handler.ts'),
+      environment: { PATH: process.env.PATH },
+      timeoutMs: 20_000,
+      maxConcurrency: 1,
+      registry,
+      logFile: join(workDir, 'memory-bound.log'),
+    });
+    try {
+      // Within the size: a few MiB held.
+      expect(await small.invoke({ mode: 'hold', ms: 300, mib: 8 })).toMatchObject({ ok: true });
+      const over = await small.invoke({ mode: 'hold', ms: 5_000, mib: 256 });
+      expect(over).toMatchObject({ ok: false, crashed: true, timedOut: false, outOfMemory: true, errorType: 'Runtime.ExitError' });
+      expect(over.ok ? '' : over.errorMessage).toMatch(/Runtime exited with error: signal: killed \(out of memory: \d+ MB resident, memory size 200 MB\)/);
+      // Stopped when it crossed the size, not when the handler would have returned.
+      expect(over.durationMs).toBeLessThan(4_000);
+      expect(small.stats).toMatchObject({ outOfMemory: 1, coldStarts: 1 });
+      expect(await small.invoke({ mode: 'wait', ms: 1 })).toMatchObject({ ok: true, value: 'waited' });
+      expect(small.stats.coldStarts).toBe(2);
+    } finally {
+      await small.close();
+    }
   });
 });

@@ -1,9 +1,11 @@
 /**
  * A deployed function as the local Lambda service runs it: execution environments (one process each,
  * see function-runtime.ts) created on demand up to a concurrency limit, reused while warm, killed on
- * timeout and replaced after a crash. Errors come back as Lambda reports them (errorType/errorMessage),
+ * timeout or when an invocation takes the environment over the function's memory size, and replaced
+ * after a crash. Errors come back as Lambda reports them (errorType/errorMessage),
  * never thrown, so event sources can apply their own retry rules.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProcessRegistry, TrackedProcess } from '../processes';
 import { FunctionIdentity, functionArn, newInvocation } from './events';
@@ -29,13 +31,29 @@ export interface LambdaFunctionOptions {
 
 export type InvokeResult =
   | { ok: true; value: unknown; requestId: string; durationMs: number }
-  | ({ ok: false; requestId: string; durationMs: number; timedOut: boolean; crashed: boolean } & SerializedError);
+  | ({ ok: false; requestId: string; durationMs: number; timedOut: boolean; crashed: boolean; outOfMemory?: boolean } & SerializedError);
+
+/** How often an invocation's resident memory is checked against the function's memory size. */
+const MEMORY_CHECK_MS = 100;
+
+/** Resident memory of a process in KiB (Linux /proc), or undefined where it cannot be read. */
+export function residentKb(pid: number): number | undefined {
+  try {
+    const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    // The process ended, or this is not Linux: nothing to enforce.
+    return undefined;
+  }
+}
 
 export interface FunctionStats {
   invocations: number;
   errors: number;
   timeouts: number;
   crashes: number;
+  /** Invocations ended because the environment's resident memory exceeded the function's memory size. */
+  outOfMemory: number;
   coldStarts: number;
   initMsTotal: number;
   durationMsTotal: number;
@@ -76,6 +94,7 @@ export class LambdaFunction {
     errors: 0,
     timeouts: 0,
     crashes: 0,
+    outOfMemory: 0,
     coldStarts: 0,
     initMsTotal: 0,
     durationMsTotal: 0,
@@ -109,7 +128,7 @@ export class LambdaFunction {
     const invocation = newInvocation(this.options.identity, this.timeoutMs);
     const started = Date.now();
     this.stats.invocations += 1;
-    const failure = (error: SerializedError, flags: { timedOut?: boolean; crashed?: boolean }): InvokeResult => {
+    const failure = (error: SerializedError, flags: { timedOut?: boolean; crashed?: boolean; outOfMemory?: boolean }): InvokeResult => {
       this.stats.errors += 1;
       return {
         ok: false,
@@ -117,6 +136,7 @@ export class LambdaFunction {
         durationMs: Date.now() - started,
         timedOut: flags.timedOut ?? false,
         crashed: flags.crashed ?? false,
+        ...(flags.outOfMemory ? { outOfMemory: true } : {}),
         ...error,
       };
     };
@@ -131,16 +151,45 @@ export class LambdaFunction {
       }
       const id = this.nextId++;
       let timer: NodeJS.Timeout | undefined;
-      const outcome = await new Promise<Extract<RuntimeMessage, { type: 'result' }> | 'timeout' | undefined>((resolve) => {
+      let memoryCheck: NodeJS.Timeout | undefined;
+      let residentAtKill = 0;
+      const memoryLimitKb = this.options.identity.memoryMb * 1024;
+      const pid = environment.process.child.pid;
+      const outcome = await new Promise<Extract<RuntimeMessage, { type: 'result' }> | 'timeout' | 'out-of-memory' | undefined>((resolve) => {
         environment.pending = { id, resolve };
         timer = setTimeout(() => resolve('timeout'), Math.max(0, invocation.deadlineMs - Date.now()));
+        // Lambda stops an environment that uses more than the function's memory. Checked from here, so a
+        // handler stuck in synchronous work is stopped too. (The lab's RSS includes the TypeScript
+        // loader, some tens of MB a bundled function does not have: the lab errs on the strict side.)
+        memoryCheck = setInterval(() => {
+          const kb = pid === undefined ? undefined : residentKb(pid);
+          if (kb !== undefined && kb > memoryLimitKb) {
+            residentAtKill = kb;
+            resolve('out-of-memory');
+          }
+        }, MEMORY_CHECK_MS);
         const message: InvokeMessage = { type: 'invoke', id, event, meta: invocation };
         environment.process.child.send(message, (error) => {
           if (error) resolve(undefined);
         });
       });
       clearTimeout(timer);
+      clearInterval(memoryCheck);
       environment.pending = undefined;
+      if (outcome === 'out-of-memory') {
+        this.stats.outOfMemory += 1;
+        this.stats.crashes += 1;
+        await this.discard(environment);
+        return failure(
+          {
+            errorType: 'Runtime.ExitError',
+            errorMessage:
+              `RequestId: ${invocation.awsRequestId} Error: Runtime exited with error: signal: killed ` +
+              `(out of memory: ${Math.round(residentAtKill / 1024)} MB resident, memory size ${this.options.identity.memoryMb} MB)`,
+          },
+          { crashed: true, outOfMemory: true },
+        );
+      }
       if (outcome === 'timeout') {
         this.stats.timeouts += 1;
         await this.discard(environment);
