@@ -42,9 +42,10 @@ byte-identical, runs the reconciler once more (it must report no finding), and w
 
 Options:
   --duration SECONDS         workload length (default 60)
-  --cycle-interval SECONDS   scan-schedule tick in lab time (default 5)
-  --reconcile-every N        reconcile-schedule tick every N cycles (default: the stack's reconcile rate
-                             over its scan rate); 0: only the final run after catch-up
+  --cycle-interval SECONDS   time between scan-schedule ticks (default 5); the detector and the
+                             downloader run whenever there is work, as Lambda's pollers deliver it
+  --reconcile-every N        reconcile-schedule tick with every N-th scan tick (default: the stack's
+                             reconcile rate over its scan rate); 0: only the final run after catch-up
   --catch-up-timeout SECONDS how long to wait for the pipeline to catch up (default 300)
   --workdir DIR              lab working folder, emptied at start: a new or empty folder, or one an
                              earlier run used (default .lab in the repository)
