@@ -14,7 +14,7 @@ import { LOG_OBJECT_PREFIX, type ScanMessage } from '../../../../lambda/shared/c
 import { LAB_CLUSTER_ID, type LabSession } from '../../lab-session';
 import type { RdsLogEndpointOptions } from '../../rds-endpoint';
 import type { FunctionRole } from '../../stack-definition';
-import { FaultProxy, Interceptor } from '../fault-proxy';
+import { FaultProxy, InterceptedRequest, Interceptor } from '../fault-proxy';
 import { FixtureLogs } from '../fixtures';
 import { fileId, ScenarioRun, SessionSpec, SourceList } from '../harness';
 import { emptyStreamPumpStats } from '../../runner/stream-source';
@@ -78,6 +78,10 @@ export function countLogLines(run: ScenarioRun, role: FunctionRole, text: string
 
 /** What the downloader logs when its time budget ends a pass (lambda/shared/download.ts). */
 export const HAND_OFF_LOG = 'time budget nearly used: handing the rest to the next invocation';
+
+/** A downloader's PUT of a backup object (/<bucket>/logs/...). */
+export const isSegmentPut = (request: InterceptedRequest): boolean =>
+  request.method === 'PUT' && (decodeURIComponent(request.url).split('?')[0] ?? '').includes(`/${LOG_OBJECT_PREFIX}`);
 
 /** A proxy in front of one service of one function; closed when the scenario stops. */
 export async function startProxy(run: ScenarioRun, target: () => string, intercept: Interceptor): Promise<FaultProxy> {

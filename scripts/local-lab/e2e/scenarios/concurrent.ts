@@ -2,8 +2,9 @@
  * Lambda's pollers instead of the suite's cycles: the detector and the downloader run whenever there is
  * work, at the same time as each other and as the schedule's ticks, while the files grow and rotate.
  * The race the cycles never produce is the point: the detector recording a larger Size of a file while a
- * downloader holds its claim. The ledger stream shows whether it happened; the oracle, that nothing was
- * lost or stored twice because of it.
+ * downloader holds its claim, also after the pass read its last page (its PUTs are held on the way to
+ * S3), so the pass cannot mark the file DONE and hands it back. The ledger stream shows whether both
+ * happened; the oracle, that nothing was lost or stored twice because of them.
  */
 import type { AttributeValue, _Record as StreamSdkRecord } from '@aws-sdk/client-dynamodb-streams';
 import { LEDGER_ATTR, LedgerStatus } from '../../../../lambda/shared/contract';
@@ -11,16 +12,23 @@ import { formatBytes, formatDuration } from '../../progress';
 import { catchUpState } from '../../verify';
 import type { FixtureFile } from '../fixtures';
 import type { Scenario, ScenarioRun, SourceList } from '../harness';
-import { fixtureSession, readWholeStream } from './common';
+import { sleep } from '../../net';
+import type { Interception } from '../fault-proxy';
+import { fixtureSession, isSegmentPut, readWholeStream, startProxy } from './common';
 
 /** Lab-time scan interval: several ticks fall within one downloader pass. */
 const TICK_MS = 200;
-const GROWTH_MS = 6_000;
+const GROWTH_MS = 8_000;
 const APPEND_EVERY_MS = 150;
 const APPEND_BYTES = 30_000;
 /** Each instance starts a new file this often (the old one stops growing, as after a rotation). */
-const ROTATE_EVERY_MS = 2_000;
+const ROTATE_EVERY_MS = 3_000;
 const CATCH_UP_MS = 60_000;
+/**
+ * Each of the downloader's object PUTs is held this long on its way to S3: the files grow and the
+ * schedule ticks meanwhile, so passes end with more bytes listed than they read.
+ */
+const PUT_DELAY_MS = 600;
 
 type Image = Record<string, AttributeValue> | undefined;
 const text = (image: Image, name: string): string | undefined => image?.[name]?.S;
@@ -75,12 +83,21 @@ export const concurrentFunctions: Scenario = {
   mariadb: false,
   timeoutMs: 120_000,
   async run(run) {
+    let delayedPuts = 0;
+    const s3Proxy = await startProxy(run, () => run.suite.awsEndpointUrl, async (request): Promise<Interception> => {
+      if (isSegmentPut(request)) {
+        delayedPuts += 1;
+        await sleep(PUT_DELAY_MS);
+      }
+      return { action: 'forward' };
+    });
     const { fixtures, session } = await fixtureSession(run, {
       seed: 'concurrent-functions',
       filesPerInstance: 1,
       bytesPerFile: 300_000,
       // Every page takes a while, so a pass spans several ticks.
       endpoint: { faults: { latencyMs: 25 } },
+      lambda: { envOverrides: { downloader: { AWS_ENDPOINT_URL_S3: s3Proxy.url } } },
     });
     const sources = (): SourceList => fixtures.sources();
     const live = new Map<string, FixtureFile>(fixtures.files.map((file) => [file.role, file]));
@@ -120,7 +137,12 @@ export const concurrentFunctions: Scenario = {
     run.check(
       'the detector recorded growth of a file while a downloader held its claim (the race cycles never produce)',
       races.grewWhileClaimed > 0,
-      `${races.grewWhileClaimed} time(s); ${races.releasedToReadMore} pass(es) handed the file back to read what it missed`,
+      `${races.grewWhileClaimed} time(s)`,
+    );
+    run.check(
+      'passes that ended with more listed than they had read handed the file back (PENDING) for the next pass',
+      races.releasedToReadMore > 0,
+      `${races.releasedToReadMore} time(s); ${delayedPuts} PUTs held ${PUT_DELAY_MS} ms each`,
     );
     await run.finish({ sources: sources(), caughtUp });
   },

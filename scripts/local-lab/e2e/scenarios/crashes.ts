@@ -7,16 +7,15 @@
 import { ENV, logFilePrefix, segmentObjectKey } from '../../../../lambda/shared/contract';
 import type { LabSession } from '../../lab-session';
 import { formatBytes } from '../../progress';
-import { rdsAction, rdsErrorAnswer, s3ErrorAnswer, InterceptedRequest, Interception } from '../fault-proxy';
+import { rdsAction, rdsErrorAnswer, s3ErrorAnswer, Interception } from '../fault-proxy';
 import { FixtureLogs } from '../fixtures';
 import { fileId, Scenario, ScenarioRun, servedBytes } from '../harness';
-import { countLogLines, FIXTURE_PAGE_LIMIT, fixtureSession, HAND_OFF_LOG, startProxy, storedObjects } from './common';
+import { countLogLines, FIXTURE_PAGE_LIMIT, fixtureSession, HAND_OFF_LOG, isSegmentPut, startProxy, storedObjects } from './common';
 
 /** What the downloader logs when it finds a dead holder's intent (lambda/shared/download.ts). */
 const ADOPTED_LOG = 'adopted the object a previous holder stored';
 const DROPPED_LOG = 'previous holder died before storing its object';
 
-const isSegmentPut = (request: InterceptedRequest): boolean => request.method === 'PUT' && /\/logs\//.test(decodeURIComponent(request.url));
 
 /** Every file's bytes were read from RDS exactly once (nothing stored was downloaded again). */
 function checkNoReread(run: ScenarioRun, session: LabSession, fixtures: FixtureLogs, allowance: number): void {
