@@ -98,4 +98,11 @@ describe('LambdaFunction resource accounting', () => {
       await small.close();
     }
   });
+
+  it('answers an event the IPC channel cannot carry with a failed invocation instead of throwing', async () => {
+    const result = await fn.invoke({ mode: 'wait', ms: 1, tooBig: 1n });
+    expect(result).toMatchObject({ ok: false, crashed: true });
+    // The next invocation gets a working environment.
+    expect(await fn.invoke({ mode: 'wait', ms: 1 })).toMatchObject({ ok: true, value: 'waited' });
+  });
 });

@@ -437,7 +437,14 @@ export class ScenarioRun {
     this.facts.functions = Object.fromEntries(
       Object.entries(session.service.functions).map(([name, fn]) => [
         name,
-        { invocations: fn.stats.invocations, errors: fn.stats.errors, timeouts: fn.stats.timeouts, crashes: fn.stats.crashes, coldStarts: fn.stats.coldStarts },
+        {
+          invocations: fn.stats.invocations,
+          errors: fn.stats.errors,
+          timeouts: fn.stats.timeouts,
+          crashes: fn.stats.crashes,
+          outOfMemory: fn.stats.outOfMemory,
+          coldStarts: fn.stats.coldStarts,
+        },
       ]),
     );
     return verification;

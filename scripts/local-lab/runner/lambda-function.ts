@@ -169,12 +169,18 @@ export class LambdaFunction {
           }
         }, MEMORY_CHECK_MS);
         const message: InvokeMessage = { type: 'invoke', id, event, meta: invocation };
-        environment.process.child.send(message, (error) => {
-          if (error) resolve(undefined);
-        });
+        try {
+          environment.process.child.send(message, (error) => {
+            if (error) resolve(undefined);
+          });
+        } catch {
+          // An event the IPC channel cannot serialize: the environment never got the invocation.
+          resolve(undefined);
+        }
+      }).finally(() => {
+        clearTimeout(timer);
+        clearInterval(memoryCheck);
       });
-      clearTimeout(timer);
-      clearInterval(memoryCheck);
       environment.pending = undefined;
       if (outcome === 'out-of-memory') {
         this.stats.outOfMemory += 1;
