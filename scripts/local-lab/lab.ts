@@ -19,6 +19,7 @@ import { prepareSysbench, runAuditLogTest, runDdlAndDcl, runSysbench, TEST_AUDIT
 import {
   catchUpState,
   ledgerCatchUpSources,
+  newLedgerViolations,
   Problem,
   scanLedger,
   SourceFile,
@@ -189,6 +190,8 @@ interface CycleLoopState {
   startedAt: number;
   functionErrors: string[];
   reconcileRuns: ReconcileRecord[];
+  /** Ledger invariants found broken on some tick (each once). */
+  ledgerViolations: string[];
 }
 
 /** Keeps a reconciler run and its error (if it failed after Lambda's retries), like any function's. */
@@ -215,9 +218,11 @@ async function runCycles(
     await sleep(Math.max(0, options.intervalMs - tickMs));
     const stats: CycleStats = { ...ticked, ...session.service.takeDelivered(), rounds: 0 };
     recordCycleErrors(loop, options.phase, stats);
-    const files = session.endpoint ? await session.localSourceFiles() : [];
+    // The ledger before the files: they only grow, so bytes stored meanwhile cannot look beyond the source.
     const ledger = await scanLedger(session.clients.ledger, session.resources.ledgerTable);
+    const files = session.endpoint ? await session.localSourceFiles() : [];
     const state = catchUpState(session.endpoint ? files : ledgerCatchUpSources(ledger), ledger);
+    for (const violation of newLedgerViolations(loop.ledgerViolations, ledger, files)) log(`    LEDGER INVARIANT VIOLATED: ${violation}`);
     log(progressLine({ cycle: loop.cycle, elapsedMs: Date.now() - loop.startedAt, phase: options.phase, stats, state, cycleMs: tickMs }));
     for (const error of [...stats.sqs.functionErrors, ...stats.stream.functionErrors].slice(0, 3)) log(`    function error: ${error}`);
     if (options.stop(state.caughtUp)) return true;
@@ -303,7 +308,7 @@ async function main(): Promise<number> {
       registry,
     );
     log(`[lab] reconcile schedule: every ${session.service.reconcileEveryCycles || 'no'} cycle(s), and once after catch-up`);
-    const loop: CycleLoopState = { cycle: 0, startedAt, functionErrors: [], reconcileRuns: [] };
+    const loop: CycleLoopState = { cycle: 0, startedAt, functionErrors: [], reconcileRuns: [], ledgerViolations: [] };
     session.service.startPolling();
     const logDir = join(workDir, 'logs');
     const workload: WorkloadSettings = {
@@ -404,6 +409,7 @@ async function main(): Promise<number> {
     checks.push(...reconcileChecks(loop.reconcileRuns, join(workDir, 'logs', 'reconciler.log'), filesExpectedFailed));
     checks.push(...(await deadLetterChecks(session)));
     if (!caughtUp) checks.push({ code: 'NOT_CAUGHT_UP', detail: `not caught up within ${formatDuration(options.catchUpTimeoutMs)}` });
+    checks.push(...loop.ledgerViolations.map((detail): Problem => ({ code: 'LEDGER_INVARIANT', detail })));
     const ok = verification.ok && checks.length === 0;
     const stats = Object.fromEntries(Object.entries(session.service.functions).map(([name, fn]) => [name, fn.stats]));
     const report = {

@@ -57,12 +57,13 @@ export type ProblemCode =
   | 'ORPHAN_LEDGER_ITEM'
   /**
    * Lab-level checks (lab.ts): messages in a dead-letter queue, the lab host's own test failing, the
-   * reconciler failing or reporting findings on the healthy lab.
+   * reconciler failing or reporting findings on the healthy lab, a ledger invariant broken on a tick.
    */
   | 'DEAD_LETTERS'
   | 'AUDIT_TEST_FAILED'
   | 'RECONCILER_FAILED'
-  | 'RECONCILER_FINDINGS';
+  | 'RECONCILER_FINDINGS'
+  | 'LEDGER_INVARIANT';
 
 export interface Problem {
   code: ProblemCode;
@@ -529,4 +530,60 @@ export function unexplainedReconcilerFindings(summary: ReconcileSummary, filesEx
     0,
   );
   return summary.findings - explained;
+}
+
+/**
+ * Ledger rules that must hold at any moment, whatever the fault (empty when they all hold): checked by
+ * the lab on every tick and by the fault suite after every cycle. `sourceSizes` must be read after the
+ * ledger (sources only grow), or a pass storing bytes in between looks like bytes beyond the source.
+ */
+export function ledgerViolations(items: readonly Record<string, unknown>[], sourceSizes: ReadonlyMap<string, number>): string[] {
+  const violations: string[] = [];
+  for (const raw of items) {
+    const id = `${String(raw[LEDGER_ATTR.instance])}/${String(raw[LEDGER_ATTR.file])}`;
+    let item: LedgerItem;
+    try {
+      item = toLedgerItem(raw);
+    } catch (error) {
+      violations.push(`${id}: malformed (${(error as Error).message})`);
+      continue;
+    }
+    let end = 0;
+    for (const segment of [...(item.Segments ?? [])].sort((a, b) => a.Start - b.Start)) {
+      if (segment.Start !== end) violations.push(`${id}: segment ${segment.Start}-${segment.End} does not start at ${end}`);
+      end = segment.End;
+    }
+    if (end !== item.BackedUpBytes) violations.push(`${id}: segments end at ${end}, BackedUpBytes ${item.BackedUpBytes}`);
+    // BackedUpBytes may exceed Size: a pass reads to the end of the file, which can have grown since the
+    // detector listed it (the next listing catches Size up). Never beyond what the source wrote, though.
+    const sourceSize = sourceSizes.get(id);
+    if (sourceSize !== undefined && item.BackedUpBytes > sourceSize) {
+      violations.push(`${id}: BackedUpBytes ${item.BackedUpBytes} beyond the ${sourceSize} bytes the source wrote`);
+    }
+    if (item.PendingSegment && item.PendingSegment.Start !== item.BackedUpBytes) {
+      violations.push(`${id}: intent starts at ${item.PendingSegment.Start}, checkpoint is ${item.BackedUpBytes}`);
+    }
+    if (item.Status === LedgerStatus.DONE) {
+      // "Nothing marked DONE that is not": DONE means every byte RDS listed is stored and settled.
+      if (item.BackedUpBytes < item.Size) violations.push(`${id}: DONE with ${item.BackedUpBytes} of ${item.Size} listed bytes stored`);
+      if (item.PendingSegment) violations.push(`${id}: DONE with an open intent`);
+      if (item.ClaimToken) violations.push(`${id}: DONE while still claimed`);
+    }
+  }
+  return violations;
+}
+
+/**
+ * Checks the invariants against the files' sizes (by instance/file) and returns the violations not
+ * seen before, adding them to `seen`: a broken rule is reported once, not on every later check.
+ */
+export function newLedgerViolations(
+  seen: string[],
+  items: readonly Record<string, unknown>[],
+  files: ReadonlyArray<{ instance: string; logFileName: string; size: number }>,
+): string[] {
+  const sizes = new Map(files.map((file) => [`${file.instance}/${file.logFileName}`, file.size]));
+  const fresh = ledgerViolations(items, sizes).filter((violation) => !seen.includes(violation));
+  seen.push(...fresh);
+  return fresh;
 }

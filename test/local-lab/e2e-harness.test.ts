@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { LEDGER_ATTR, LedgerStatus } from '../../lambda/shared/contract';
 import { FaultProxy, Interception } from '../../scripts/local-lab/e2e/fault-proxy';
 import { AuditLineGenerator, FixtureLogs } from '../../scripts/local-lab/e2e/fixtures';
-import { descendantProcesses, ledgerViolations } from '../../scripts/local-lab/e2e/harness';
+import { descendantProcesses } from '../../scripts/local-lab/e2e/harness';
+import { ledgerViolations, newLedgerViolations } from '../../scripts/local-lab/verify';
 import { claimRaces } from '../../scripts/local-lab/e2e/scenarios/concurrent';
 
 const ID = 'lab-writer/audit/audit.log.0.2026-01-01-00-00.0';
@@ -35,6 +36,19 @@ function item(overrides: Record<string, unknown> = {}): Record<string, unknown> 
 
 describe('ledgerViolations', () => {
   const sizes = new Map([[ID, 300]]);
+
+  it('reports a broken rule once across checks (newLedgerViolations), matching files by instance/name', () => {
+    const seen: string[] = [];
+    const file = { instance: 'lab-writer', logFileName: 'audit/audit.log.0.2026-01-01-00-00.0', size: 200 };
+    const beyond = `${ID}: BackedUpBytes 300 beyond the 200 bytes the source wrote`;
+    expect(newLedgerViolations(seen, [item()], [file])).toEqual([beyond]);
+    expect(newLedgerViolations(seen, [item()], [file])).toEqual([]);
+    const claimed = item({ [LEDGER_ATTR.claimToken]: 't' });
+    expect(newLedgerViolations(seen, [claimed], [file])).toEqual([`${ID}: DONE while still claimed`]);
+    expect(seen).toEqual([beyond, `${ID}: DONE while still claimed`]);
+    // A file of another name is no source for this item: no size to exceed.
+    expect(newLedgerViolations([], [item()], [{ ...file, logFileName: 'other' }])).toEqual([]);
+  });
 
   it('accepts a complete DONE item, and DONE beyond the last listing (the file grew during the pass)', () => {
     expect(ledgerViolations([item()], sizes)).toEqual([]);

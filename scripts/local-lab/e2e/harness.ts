@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ListObjectVersionsCommand } from '@aws-sdk/client-s3';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { LEDGER_ATTR, LedgerItem, LedgerStatus, LOG_OBJECT_PREFIX } from '../../../lambda/shared/contract';
+import { LedgerItem, LedgerStatus, LOG_OBJECT_PREFIX } from '../../../lambda/shared/contract';
 import { toLedgerItem } from '../../../lambda/shared/ledger';
 import { deadLetterQueueUrls, LabSession, LabSessionOptions, startLabSession } from '../lab-session';
 import { sleep } from '../net';
@@ -18,7 +18,7 @@ import { cycleErrorCount, formatBytes, formatDuration, reconcilerText } from '..
 import type { RdsLogEndpointOptions } from '../rds-endpoint';
 import type { CycleStats, ReconcilerRun } from '../runner/lambda-service';
 import type { PipelineDefinition } from '../stack-definition';
-import { catchUpState, scanLedger, SourceFile, verifyBackup, VerificationReport } from '../verify';
+import { catchUpState, newLedgerViolations, scanLedger, SourceFile, verifyBackup, VerificationReport } from '../verify';
 import type { FixtureLogs } from './fixtures';
 
 export interface SuiteContext {
@@ -93,43 +93,6 @@ export function descendantProcesses(root: number): Array<{ pid: number; command:
     queue.push(...(children.get(pid) ?? []));
   }
   return found;
-}
-
-/** Ledger rules that must hold after every cycle, whatever the fault (empty when they all hold). */
-export function ledgerViolations(items: readonly Record<string, unknown>[], sourceSizes: ReadonlyMap<string, number>): string[] {
-  const violations: string[] = [];
-  for (const raw of items) {
-    const id = `${String(raw[LEDGER_ATTR.instance])}/${String(raw[LEDGER_ATTR.file])}`;
-    let item: LedgerItem;
-    try {
-      item = toLedgerItem(raw);
-    } catch (error) {
-      violations.push(`${id}: malformed (${(error as Error).message})`);
-      continue;
-    }
-    let end = 0;
-    for (const segment of [...(item.Segments ?? [])].sort((a, b) => a.Start - b.Start)) {
-      if (segment.Start !== end) violations.push(`${id}: segment ${segment.Start}-${segment.End} does not start at ${end}`);
-      end = segment.End;
-    }
-    if (end !== item.BackedUpBytes) violations.push(`${id}: segments end at ${end}, BackedUpBytes ${item.BackedUpBytes}`);
-    // BackedUpBytes may exceed Size: a pass reads to the end of the file, which can have grown since the
-    // detector listed it (the next listing catches Size up). Never beyond what the source wrote, though.
-    const sourceSize = sourceSizes.get(id);
-    if (sourceSize !== undefined && item.BackedUpBytes > sourceSize) {
-      violations.push(`${id}: BackedUpBytes ${item.BackedUpBytes} beyond the ${sourceSize} bytes the source wrote`);
-    }
-    if (item.PendingSegment && item.PendingSegment.Start !== item.BackedUpBytes) {
-      violations.push(`${id}: intent starts at ${item.PendingSegment.Start}, checkpoint is ${item.BackedUpBytes}`);
-    }
-    if (item.Status === LedgerStatus.DONE) {
-      // "Nothing marked DONE that is not": DONE means every byte RDS listed is stored and settled.
-      if (item.BackedUpBytes < item.Size) violations.push(`${id}: DONE with ${item.BackedUpBytes} of ${item.Size} listed bytes stored`);
-      if (item.PendingSegment) violations.push(`${id}: DONE with an open intent`);
-      if (item.ClaimToken) violations.push(`${id}: DONE while still claimed`);
-    }
-  }
-  return violations;
 }
 
 export const fileId = (instance: string, logFileName: string): string => `${instance}/${logFileName}`;
@@ -247,13 +210,7 @@ export class ScenarioRun {
   }
 
   private recordViolations(items: readonly Record<string, unknown>[], sources: SourceList): void {
-    const sizes = new Map(sources.map((source) => [fileId(source.instance, source.logFileName), source.size]));
-    for (const violation of ledgerViolations(items, sizes)) {
-      if (!this.invariantViolations.includes(violation)) {
-        this.invariantViolations.push(violation);
-        this.log(`LEDGER INVARIANT VIOLATED: ${violation}`);
-      }
-    }
+    for (const violation of newLedgerViolations(this.invariantViolations, items, sources)) this.log(`LEDGER INVARIANT VIOLATED: ${violation}`);
   }
 
   /** One schedule tick and everything it sets off, then the ledger invariants. */
