@@ -10,16 +10,18 @@ jest.setTimeout(60_000);
 describe('LambdaFunction resource accounting', () => {
   const workDir = mkdtempSync(join(tmpdir(), 'lambda-function-test-'));
   const registry = new ProcessRegistry();
-  const fn = new LambdaFunction({
-    // Room for the TypeScript loader's memory beside what the tests hold.
-    identity: { functionName: 'cpu-or-wait', region: 'us-east-1', memoryMb: 512 },
-    entry: join(__dirname, 'fixtures', 'cpu-or-wait-handler.ts'),
-    environment: { PATH: process.env.PATH },
-    timeoutMs: 20_000,
-    maxConcurrency: 1,
-    registry,
-    logFile: join(workDir, 'function.log'),
-  });
+  /** A function of one of the fixture handlers; by default with room for the TypeScript loader's memory beside what the tests hold. */
+  const fixtureFunction = (name: string, handler: string, options: { memoryMb?: number; environment?: NodeJS.ProcessEnv } = {}): LambdaFunction =>
+    new LambdaFunction({
+      identity: { functionName: name, region: 'us-east-1', memoryMb: options.memoryMb ?? 512 },
+      entry: join(__dirname, 'fixtures', handler),
+      environment: { PATH: process.env.PATH, ...options.environment },
+      timeoutMs: 20_000,
+      maxConcurrency: 1,
+      registry,
+      logFile: join(workDir, `${name}.log`),
+    });
+  const fn = fixtureFunction('cpu-or-wait', 'cpu-or-wait-handler.ts');
 
   afterAll(async () => {
     await fn.close();
@@ -46,15 +48,7 @@ describe('LambdaFunction resource accounting', () => {
   });
 
   it('counts the peak memory from the end of init: a spike while the module loads is not the invocations\' growth', async () => {
-    const spiky = new LambdaFunction({
-      identity: { functionName: 'init-spike', region: 'us-east-1', memoryMb: 512 },
-      entry: join(__dirname, 'fixtures', 'init-spike-handler.ts'),
-      environment: { PATH: process.env.PATH, NODE_OPTIONS: '--expose-gc' },
-      timeoutMs: 20_000,
-      maxConcurrency: 1,
-      registry,
-      logFile: join(workDir, 'init-spike.log'),
-    });
+    const spiky = fixtureFunction('init-spike', 'init-spike-handler.ts', { environment: { NODE_OPTIONS: '--expose-gc' } });
     try {
       expect(await spiky.invoke({})).toMatchObject({ ok: true, value: 'done' });
       expect(spiky.stats.peakRssExcludesInit).toBe(true);
@@ -74,15 +68,7 @@ describe('LambdaFunction resource accounting', () => {
   });
 
   it("stops an invocation that takes the environment over the function's memory size, as Lambda does, and starts afresh", async () => {
-    const small = new LambdaFunction({
-      identity: { functionName: 'memory-bound', region: 'us-east-1', memoryMb: 200 },
-      entry: join(__dirname, 'fixtures', 'cpu-or-wait-handler.ts'),
-      environment: { PATH: process.env.PATH },
-      timeoutMs: 20_000,
-      maxConcurrency: 1,
-      registry,
-      logFile: join(workDir, 'memory-bound.log'),
-    });
+    const small = fixtureFunction('memory-bound', 'cpu-or-wait-handler.ts', { memoryMb: 200 });
     try {
       // Within the size: a few MiB held.
       expect(await small.invoke({ mode: 'hold', ms: 300, mib: 8 })).toMatchObject({ ok: true });
