@@ -85,7 +85,7 @@ export interface CycleStats extends TickStats, DeliveryStats {
   rounds: number;
 }
 
-/** Pollers' idle wait when a poll found nothing (Lambda's pollers poll about once a second). */
+/** Pollers' wait after a poll that found nothing (Lambda reads a stream shard about four times a second). */
 const DEFAULT_IDLE_POLL_MS = 200;
 
 interface Pollers {

@@ -8,12 +8,12 @@
  */
 import type { AttributeValue, _Record as StreamSdkRecord } from '@aws-sdk/client-dynamodb-streams';
 import { LEDGER_ATTR, LedgerStatus } from '../../../../lambda/shared/contract';
+import { sleep } from '../../net';
 import { formatBytes, formatDuration } from '../../progress';
 import { catchUpState } from '../../verify';
+import type { Interception } from '../fault-proxy';
 import type { FixtureFile } from '../fixtures';
 import type { Scenario, ScenarioRun, SourceList } from '../harness';
-import { sleep } from '../../net';
-import type { Interception } from '../fault-proxy';
 import { countLogLines, fixtureSession, HAND_OFF_LOG, isSegmentPut, readWholeStream, startProxy } from './common';
 
 /** Lab-time scan interval: several ticks fall within one downloader pass. */
