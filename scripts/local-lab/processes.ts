@@ -287,7 +287,7 @@ export class NotAWorkFolderError extends Error {
  * command's own default folder (in the repository, ignored by git), taken even unmarked, as runs from
  * before the marker left it so; a folder given by --workdir never is.
  */
-export function checkWorkFolder(workDir: string, isDefault: boolean): void {
+function checkWorkFolder(workDir: string, isDefault: boolean): void {
   if (isDefault) return;
   let entries: string[];
   try {
@@ -302,14 +302,14 @@ export function checkWorkFolder(workDir: string, isDefault: boolean): void {
   if (!ours) throw new NotAWorkFolderError(workDir, `holds files no lab run wrote (it has no ${WORK_FOLDER_MARKER})`);
 }
 
-/** Empties `workDir` for a new run and marks it; refuses (checkWorkFolder), touching nothing, any other folder. */
-export function prepareWorkFolder(workDir: string, isDefault: boolean): void {
+/**
+ * Empties `workDir` for a new run and marks it; refuses (checkWorkFolder), touching nothing, any other
+ * folder. `beforeEmptying` runs once the folder is known to be a work folder, before its files go: a pid
+ * file in a folder no run made is not ours to act on, and one in ours is gone after emptying.
+ */
+export function prepareWorkFolder(workDir: string, isDefault: boolean, beforeEmptying: () => void = () => undefined): void {
   checkWorkFolder(workDir, isDefault);
-  emptyAndMark(workDir);
-}
-
-/** The emptying of prepareWorkFolder, for a folder already checked. */
-function emptyAndMark(workDir: string): void {
+  beforeEmptying();
   rmSync(workDir, { recursive: true, force: true });
   mkdirSync(workDir, { recursive: true });
   writeFileSync(join(workDir, WORK_FOLDER_MARKER), 'A lab work folder: every run that uses it empties it first.\n');
@@ -350,12 +350,11 @@ export function beginRun(
   options: { folder?: string; isDefault?: boolean; otherPidFiles?: readonly string[] } = {},
 ): ProcessRegistry | typeof EXIT_RUN_IN_PROGRESS | typeof EXIT_NOT_A_WORK_FOLDER {
   try {
-    // The folder first: a pid file in a folder no run made is not ours to act on.
-    checkWorkFolder(workDir, options.isDefault ?? false);
-    let reaped = 0;
-    for (const file of [pidFile, ...(options.otherPidFiles ?? [])]) reaped += ProcessRegistry.reapLeftovers(file);
-    if (reaped > 0) log(`[${label}] stopped ${reaped} process(es) an earlier, killed run left behind`);
-    emptyAndMark(workDir);
+    prepareWorkFolder(workDir, options.isDefault ?? false, () => {
+      let reaped = 0;
+      for (const file of [pidFile, ...(options.otherPidFiles ?? [])]) reaped += ProcessRegistry.reapLeftovers(file);
+      if (reaped > 0) log(`[${label}] stopped ${reaped} process(es) an earlier, killed run left behind`);
+    });
   } catch (error) {
     return refusedStartStatus(label, workDir, error);
   }
