@@ -411,7 +411,8 @@ export async function scanLedger(ledger: DynamoDBDocumentClient, table: string):
   return items;
 }
 
-const fileId = (instance: string, logFileName: string): string => `${instance}/${logFileName}`;
+/** One audit file's id across the lab's reports and maps: `instance/LogFileName`. */
+export const fileId = (instance: string, logFileName: string): string => `${instance}/${logFileName}`;
 
 /** Verifies every source file, then looks for objects and ledger items that belong to none. */
 export async function verifyBackup(options: VerifyOptions): Promise<VerificationReport> {
@@ -540,7 +541,7 @@ export function unexplainedReconcilerFindings(summary: ReconcileSummary, filesEx
 export function ledgerViolations(items: readonly Record<string, unknown>[], sourceSizes: ReadonlyMap<string, number>): string[] {
   const violations: string[] = [];
   for (const raw of items) {
-    const id = `${String(raw[LEDGER_ATTR.instance])}/${String(raw[LEDGER_ATTR.file])}`;
+    const id = fileId(String(raw[LEDGER_ATTR.instance]), String(raw[LEDGER_ATTR.file]));
     let item: LedgerItem;
     try {
       item = toLedgerItem(raw);
@@ -582,7 +583,7 @@ export function newLedgerViolations(
   items: readonly Record<string, unknown>[],
   files: ReadonlyArray<{ instance: string; logFileName: string; size: number }>,
 ): string[] {
-  const sizes = new Map(files.map((file) => [`${file.instance}/${file.logFileName}`, file.size]));
+  const sizes = new Map(files.map((file) => [fileId(file.instance, file.logFileName), file.size]));
   const fresh = ledgerViolations(items, sizes).filter((violation) => !seen.includes(violation));
   seen.push(...fresh);
   return fresh;

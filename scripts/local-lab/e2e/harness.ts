@@ -18,7 +18,7 @@ import { cycleErrorCount, formatBytes, formatDuration, reconcilerText } from '..
 import type { RdsLogEndpointOptions } from '../rds-endpoint';
 import type { CycleStats, ReconcilerRun } from '../runner/lambda-service';
 import type { PipelineDefinition } from '../stack-definition';
-import { catchUpState, newLedgerViolations, scanLedger, SourceFile, verifyBackup, VerificationReport } from '../verify';
+import { catchUpState, fileId, newLedgerViolations, scanLedger, SourceFile, verifyBackup, VerificationReport } from '../verify';
 import type { FixtureLogs } from './fixtures';
 
 export interface SuiteContext {
@@ -95,7 +95,7 @@ export function descendantProcesses(root: number): Array<{ pid: number; command:
   return found;
 }
 
-export const fileId = (instance: string, logFileName: string): string => `${instance}/${logFileName}`;
+export { fileId } from '../verify';
 
 export class ScenarioRun {
   readonly checks: Check[] = [];
