@@ -13,7 +13,7 @@ import { sleep } from './net';
 import { PreflightError } from './preflight';
 import { beginRun, parseCommandLine, WORK_FOLDER_MARKER } from './processes';
 import { formatBytes, formatDuration, progressLine, reconcilerText, reportLines } from './progress';
-import type { CycleStats, DeliveryStats, ReconcilerRun, TickStats } from './runner/lambda-service';
+import type { DeliveryStats, ReconcilerRun, TickStats } from './runner/lambda-service';
 import { FUNCTION_ROLES, type FunctionRole } from './stack-definition';
 import { prepareSysbench, runAuditLogTest, runDdlAndDcl, runSysbench, TEST_AUDIT_LOGS, WorkloadSettings } from './workload';
 import {
@@ -216,7 +216,7 @@ async function runCycles(
     const ticked = await session.service.tick();
     const tickMs = Date.now() - begin;
     await sleep(Math.max(0, options.intervalMs - tickMs));
-    const stats: CycleStats = { ...ticked, ...session.service.takeDelivered(), rounds: 0 };
+    const stats = { ...ticked, ...session.service.takeDelivered() };
     recordCycleErrors(loop, options.phase, stats);
     // The ledger before the files: they only grow, so bytes stored meanwhile cannot look beyond the source.
     const ledger = await scanLedger(session.clients.ledger, session.resources.ledgerTable);

@@ -1,5 +1,5 @@
 /** Human-readable progress and report lines for the lab's console output. */
-import type { CycleStats, ReconcilerRun } from './runner/lambda-service';
+import type { DeliveryStats, ReconcilerRun, TickStats } from './runner/lambda-service';
 import type { CatchUpState, VerificationReport } from './verify';
 
 export function formatBytes(bytes: number): string {
@@ -25,7 +25,7 @@ export function reconcilerText(run: ReconcilerRun): string {
 }
 
 /** Function errors of one cycle, every function's (scheduled invocations that failed after their retries included). */
-export function cycleErrorCount(stats: CycleStats): number {
+export function cycleErrorCount(stats: TickStats & DeliveryStats): number {
   return (
     stats.sqs.functionErrors.length +
     stats.stream.functionErrors.length +
@@ -38,7 +38,7 @@ export function progressLine(options: {
   cycle: number;
   elapsedMs: number;
   phase: string;
-  stats: CycleStats;
+  stats: TickStats & DeliveryStats;
   state: CatchUpState;
   cycleMs: number;
   now?: number;

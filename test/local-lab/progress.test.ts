@@ -1,5 +1,5 @@
 import { progressLine } from '../../scripts/local-lab/progress';
-import type { CycleStats } from '../../scripts/local-lab/runner/lambda-service';
+import type { DeliveryStats, TickStats } from '../../scripts/local-lab/runner/lambda-service';
 import { emptySqsPumpStats } from '../../scripts/local-lab/runner/sqs-source';
 import { emptyStreamPumpStats } from '../../scripts/local-lab/runner/stream-source';
 import type { CatchUpState } from '../../scripts/local-lab/verify';
@@ -7,12 +7,11 @@ import type { CatchUpState } from '../../scripts/local-lab/verify';
 const MiB = 1024 * 1024;
 const state: CatchUpState = { caughtUp: false, files: 4, done: 3, sourceBytes: 10 * MiB, backedUpBytes: 8 * MiB, behind: ['lab-writer/a'], oldestPendingSince: 1_000 };
 
-function stats(overrides: Partial<CycleStats> = {}): CycleStats {
+function stats(overrides: Partial<TickStats & DeliveryStats> = {}): TickStats & DeliveryStats {
   return {
     scanner: { ok: true, attempts: 1 },
     sqs: { ...emptySqsPumpStats(), messages: 2 },
     stream: { ...emptyStreamPumpStats(), invocations: 5, delivered: 7 },
-    rounds: 0,
     ...overrides,
   };
 }
