@@ -191,26 +191,16 @@ export class ScenarioRun {
     }
   }
 
-  /** After any step that ran functions: the ledger invariants must hold. */
-  async checkLedger(sources: SourceList): Promise<Record<string, unknown>[]> {
-    const items = await scanLedger(this.session.clients.ledger, this.session.resources.ledgerTable);
-    this.recordViolations(items, sources);
-    return items;
-  }
-
   /**
-   * The ledger invariants while functions run (pollers): the ledger is read before the sources, which
-   * only grow, so a pass storing bytes meanwhile cannot look like bytes beyond what the source wrote.
+   * After any step that ran functions, or while they run: the ledger invariants must hold. The ledger is
+   * read before the sources, which only grow, so a pass storing bytes meanwhile cannot look like bytes
+   * beyond what the source wrote.
    */
-  async checkLedgerWhileRunning(sources: () => Promise<SourceList> | SourceList): Promise<{ items: Record<string, unknown>[]; sources: SourceList }> {
+  async checkLedger(sources: () => Promise<SourceList> | SourceList): Promise<{ items: Record<string, unknown>[]; sources: SourceList }> {
     const items = await scanLedger(this.session.clients.ledger, this.session.resources.ledgerTable);
     const current = await sources();
-    this.recordViolations(items, current);
+    for (const violation of newLedgerViolations(this.invariantViolations, items, current)) this.log(`LEDGER INVARIANT VIOLATED: ${violation}`);
     return { items, sources: current };
-  }
-
-  private recordViolations(items: readonly Record<string, unknown>[], sources: SourceList): void {
-    for (const violation of newLedgerViolations(this.invariantViolations, items, sources)) this.log(`LEDGER INVARIANT VIOLATED: ${violation}`);
   }
 
   /** One schedule tick and everything it sets off, then the ledger invariants. */
@@ -220,8 +210,7 @@ export class ScenarioRun {
     const stats = await this.session.service.cycle();
     this.cycles += 1;
     this.record(stats);
-    const current = await sources();
-    const items = await this.checkLedger(current);
+    const { items, sources: current } = await this.checkLedger(sources);
     const state = catchUpState(current, items);
     const errors = cycleErrorCount(stats);
     this.log(

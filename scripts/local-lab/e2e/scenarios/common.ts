@@ -155,7 +155,7 @@ export async function drainEventSources(run: ScenarioRun, sources: () => SourceL
     totals.streamRetries += stream.retries;
     if (sqs.messages === 0 && stream.recordsRead === 0) break;
   }
-  await run.checkLedger(sources());
+  await run.checkLedger(sources);
   return totals;
 }
 

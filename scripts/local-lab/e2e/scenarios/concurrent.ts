@@ -63,7 +63,7 @@ async function tickAndCheck(run: ScenarioRun, sources: () => SourceList, label: 
   const delivered = service.takeDelivered();
   run.record({ ...ticked, ...delivered });
   run.cycles += 1;
-  const { items, sources: current } = await run.checkLedgerWhileRunning(sources);
+  const { items, sources: current } = await run.checkLedger(sources);
   const state = catchUpState(current, items);
   if (run.cycles % 5 === 0 || state.caughtUp) {
     run.log(
