@@ -30,7 +30,7 @@ import type { FunctionStats } from '../local-lab/runner/lambda-function';
 import type { MemorySnapshot } from '../local-lab/runner/memory-sampler';
 import { CycleStats, LocalLambdaService } from '../local-lab/runner/lambda-service';
 import { FUNCTION_ROLES, FunctionRole } from '../local-lab/stack-definition';
-import { catchUpState, scanLedger, verifyBackup, VerificationReport } from '../local-lab/verify';
+import { catchUpState, fileId, scanLedger, verifyBackup, VerificationReport } from '../local-lab/verify';
 import { prepareSysbench, runSysbench, WorkloadSettings } from '../local-lab/workload';
 import { AwsCallCounter, CountedCall, DYNAMODB_WRITE_ACTIONS, startAwsCallCounter } from './aws-call-counter';
 import { buildEmptyBundle, measureInit, synthesizeBundles } from './bundles';
@@ -221,7 +221,7 @@ async function growthPhase(session: LabSession, counter: AwsCallCounter, options
   const observe = async (): Promise<Array<{ instance: string; logFileName: string; size: number }>> => {
     const files = await session.localSourceFiles();
     for (const file of files) {
-      const id = `${file.instance}/${file.logFileName}`;
+      const id = fileId(file.instance, file.logFileName);
       const seen = sizesSeen.get(id) ?? { last: 0, grew: 0 };
       if (file.size > seen.last) seen.grew += 1;
       seen.last = Math.max(seen.last, file.size);
@@ -353,11 +353,10 @@ function canonical(value: unknown): string {
 async function idlePhase(session: LabSession, counter: AwsCallCounter): Promise<IdleResult> {
   const endpoint = session.endpoint;
   if (!endpoint) throw new Error('the idle phase needs the local RDS endpoint');
-  const fileKey = (file: { instance: string; logFileName: string }): string => `${file.instance}/${file.logFileName}`;
-  const filesBefore = new Map((await endpoint.files()).map((file) => [`${file.DBInstanceIdentifier}/${file.LogFileName}`, canonical([file.size, file.lastWritten])]));
+  const filesBefore = new Map((await endpoint.files()).map((file) => [fileId(file.DBInstanceIdentifier, file.LogFileName), canonical([file.size, file.lastWritten])]));
   const ledgerBefore = new Map(
     (await scanLedger(session.clients.ledger, session.resources.ledgerTable)).map((item) => [
-      fileKey({ instance: String(item[LEDGER_ATTR.instance]), logFileName: String(item[LEDGER_ATTR.file]) }),
+      fileId(String(item[LEDGER_ATTR.instance]), String(item[LEDGER_ATTR.file])),
       canonical(item),
     ]),
   );
@@ -375,11 +374,11 @@ async function idlePhase(session: LabSession, counter: AwsCallCounter): Promise<
   const filesAfter = await endpoint.files();
   let filesChanged = filesAfter.length === filesBefore.size ? 0 : Math.abs(filesAfter.length - filesBefore.size);
   for (const file of filesAfter) {
-    if (filesBefore.get(`${file.DBInstanceIdentifier}/${file.LogFileName}`) !== canonical([file.size, file.lastWritten])) filesChanged += 1;
+    if (filesBefore.get(fileId(file.DBInstanceIdentifier, file.LogFileName)) !== canonical([file.size, file.lastWritten])) filesChanged += 1;
   }
   let ledgerItemsChanged = Math.abs(ledgerAfter.length - ledgerBefore.size);
   for (const item of ledgerAfter) {
-    const key = fileKey({ instance: String(item[LEDGER_ATTR.instance]), logFileName: String(item[LEDGER_ATTR.file]) });
+    const key = fileId(String(item[LEDGER_ATTR.instance]), String(item[LEDGER_ATTR.file]));
     if (ledgerBefore.get(key) !== canonical(item)) ledgerItemsChanged += 1;
   }
   const writes = awsCalls.filter((call) => call.service === 'dynamodb' && DYNAMODB_WRITE_ACTIONS.has(call.action));

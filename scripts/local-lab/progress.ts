@@ -1,6 +1,6 @@
 /** Human-readable progress and report lines for the lab's console output. */
 import type { DeliveryStats, ReconcilerRun, TickStats } from './runner/lambda-service';
-import type { CatchUpState, VerificationReport } from './verify';
+import { type CatchUpState, fileId, type VerificationReport } from './verify';
 
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -63,12 +63,12 @@ export function progressLine(options: {
 
 export function reportLines(report: VerificationReport): string[] {
   const lines: string[] = [];
-  const width = Math.max(20, ...report.files.map((file) => `${file.instance}/${file.logFileName}`.length));
+  const width = Math.max(20, ...report.files.map((file) => fileId(file.instance, file.logFileName).length));
   lines.push(`${'file'.padEnd(width)}  ${'status'.padEnd(11)} ${'source'.padStart(12)} ${'stored'.padStart(12)} obj  sha256 (source = stored)`);
   for (const file of report.files) {
     const same = file.sourceSha256 !== null && file.sourceSha256 === file.storedSha256 ? 'match' : file.sourceSha256 === null ? 'no source' : 'DIFFERENT';
     lines.push(
-      `${`${file.instance}/${file.logFileName}`.padEnd(width)}  ${file.status.padEnd(11)} ${String(file.sourceBytes ?? '-').padStart(12)} ` +
+      `${fileId(file.instance, file.logFileName).padEnd(width)}  ${file.status.padEnd(11)} ${String(file.sourceBytes ?? '-').padStart(12)} ` +
         `${String(file.storedBytes).padStart(12)} ${String(file.objects).padStart(3)}  ${(file.storedSha256.slice(0, 16) + '…').padEnd(18)} ${same}`,
     );
     for (const problem of file.problems) lines.push(`    ${problem.code}: ${problem.detail}`);

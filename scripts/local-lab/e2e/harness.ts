@@ -15,7 +15,7 @@ import { deadLetterQueueUrls, LabSession, LabSessionOptions, startLabSession } f
 import { sleep } from '../net';
 import type { ProcessRegistry } from '../processes';
 import { cycleErrorCount, formatBytes, formatDuration, reconcilerText } from '../progress';
-import type { RdsLogEndpointOptions } from '../rds-endpoint';
+import { perFileKey, type RdsLogEndpointOptions } from '../rds-endpoint';
 import type { CycleStats, ReconcilerRun } from '../runner/lambda-service';
 import type { PipelineDefinition } from '../stack-definition';
 import { catchUpState, fileId, newLedgerViolations, scanLedger, SourceFile, verifyBackup, VerificationReport } from '../verify';
@@ -312,7 +312,7 @@ export class ScenarioRun {
       files: expect.sources,
     });
     const problems = [
-      ...verification.files.flatMap((file) => file.problems.map((problem) => `${file.instance}/${file.logFileName} ${problem.code}: ${problem.detail}`)),
+      ...verification.files.flatMap((file) => file.problems.map((problem) => `${fileId(file.instance, file.logFileName)} ${problem.code}: ${problem.detail}`)),
       ...verification.orphans.map((problem) => `${problem.code}: ${problem.detail}`),
     ];
     const lost = verification.files.filter((file) => file.status === LedgerStatus.LOST).length;
@@ -426,7 +426,12 @@ export interface Scenario {
 
 /** Bytes served for one file by the endpoint, from its per-file counters. */
 export function servedBytes(session: LabSession, instance: string, logFileName: string): number {
-  return session.endpoint?.stats().perFile[fileId(instance, logFileName)]?.bytesServed ?? 0;
+  return session.endpoint?.stats().perFile[perFileKey(instance, logFileName)]?.bytesServed ?? 0;
+}
+
+/** `DownloadDBLogFilePortion` calls the endpoint answered for one file. */
+export function servedCalls(session: LabSession, instance: string, logFileName: string): number {
+  return session.endpoint?.stats().perFile[perFileKey(instance, logFileName)]?.calls ?? 0;
 }
 
 export const workDirOf = (root: string, id: string): string => join(root, id);

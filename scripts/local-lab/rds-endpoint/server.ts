@@ -32,6 +32,7 @@ import {
   Faults,
   TAIL_PAGE_LINES,
   NO_FAULTS,
+  perFileKey,
   RDS_ACTIONS,
   RdsAction,
   RdsLogEndpointOptions,
@@ -110,7 +111,6 @@ function send(response: ServerResponse, status: number, contentType: string, bod
   response.end(body);
 }
 
-const fileKey = (instanceId: string, logFileName: string): string => `${instanceId}/${logFileName}`;
 
 export async function startRdsLogEndpoint(options: RdsLogEndpointOptions): Promise<RdsLogEndpoint> {
   checkOptions(options);
@@ -228,7 +228,7 @@ export async function startRdsLogEndpoint(options: RdsLogEndpointOptions): Promi
     stats.bytesServed += bytes;
     stats.downloadPages++;
     if (page.truncated) stats.truncatedPages++;
-    const perFile = (stats.perFile[fileKey(instance.id, name)] ??= { calls: 0, bytesServed: 0 });
+    const perFile = (stats.perFile[perFileKey(instance.id, name)] ??= { calls: 0, bytesServed: 0 });
     perFile.calls++;
     perFile.bytesServed += bytes;
 

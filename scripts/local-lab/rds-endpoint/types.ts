@@ -199,9 +199,12 @@ export interface EndpointStats {
    */
   unrepresentablePages: number;
   invalidUtf8Pages: number;
-  /** Key `${DBInstanceIdentifier}/${LogFileName}`. */
+  /** Keyed by {@link perFileKey}. */
   perFile: Record<string, FileStats>;
 }
+
+/** The key of a file's counters in {@link EndpointStats.perFile}. */
+export const perFileKey = (instanceId: string, logFileName: string): string => `${instanceId}/${logFileName}`;
 
 /** A log file as the endpoint maps it (the admin API's `files` answer). */
 export interface ServedFileInfo {

@@ -11,12 +11,12 @@ import { LAB_INSTANCE_IDS, type LabSession } from '../../lab-session';
 import { buildDynamoDbStreamEvent, buildSqsEvent, toDynamoDbRecord } from '../../runner/events';
 import { compileFilters } from '../../runner/filter-matcher';
 import type { FixtureFile } from '../fixtures';
-import { Scenario, ScenarioRun, servedBytes } from '../harness';
+import { fileId, Scenario, ScenarioRun, servedBytes } from '../harness';
 import { drainEventSources, fixtureSession, portionCalls, pumpQueueOnly, readWholeStream, scanMessageBody, scanQueueUrl, sendToScanQueue } from './common';
 
 /** Everything a duplicate could change: the ledger, the objects (and their versions), RDS reads. */
 async function snapshot(run: ScenarioRun): Promise<{ ledger: string; versions: string; portionCalls: number }> {
-  const ledger = (await run.ledgerItems()).sort((a, b) => `${a.DBInstanceIdentifier}/${a.LogFileName}`.localeCompare(`${b.DBInstanceIdentifier}/${b.LogFileName}`));
+  const ledger = (await run.ledgerItems()).sort((a, b) => fileId(a.DBInstanceIdentifier, a.LogFileName).localeCompare(fileId(b.DBInstanceIdentifier, b.LogFileName)));
   const versions = [...(await run.objectVersions())].sort(([a], [b]) => a.localeCompare(b));
   return { ledger: JSON.stringify(ledger), versions: JSON.stringify(versions), portionCalls: portionCalls(run.session) };
 }

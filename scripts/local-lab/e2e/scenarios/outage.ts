@@ -8,7 +8,7 @@
  */
 import { ENV, LedgerStatus } from '../../../../lambda/shared/contract';
 import type { Interception } from '../fault-proxy';
-import type { Scenario } from '../harness';
+import { fileId, type Scenario } from '../harness';
 import { fixtureSession, growAcrossCycles, startProxy } from './common';
 
 /** Lab time: a PENDING item untouched this long has lost its trigger (the stack: a few downloader timeouts). */
@@ -66,15 +66,15 @@ export const downloaderOutage: Scenario = {
     const caughtUp = await run.runUntilCaughtUp(sources, { intervalMs: 1000, timeoutMs: 20_000 });
     const redrivenFromPending = new Set(
       run.reconcileRuns.flatMap((reconcile) =>
-        (reconcile.summary?.redriven ?? []).filter((item) => item.from === LedgerStatus.PENDING).map((item) => `${item.instance}/${item.file}`),
+        (reconcile.summary?.redriven ?? []).filter((item) => item.from === LedgerStatus.PENDING).map((item) => fileId(item.instance, item.file)),
       ),
     );
-    const notRedriven = stuck.filter((item) => !redrivenFromPending.has(`${item.DBInstanceIdentifier}/${item.LogFileName}`));
+    const notRedriven = stuck.filter((item) => !redrivenFromPending.has(fileId(item.DBInstanceIdentifier, item.LogFileName)));
     run.check(
       'the reconciler re-drove every item left PENDING by the outage (stale PENDING, through FAILED, back to PENDING)',
       pending > 0 && notRedriven.length === 0,
       `${redrivenFromPending.size} re-driven in ${run.reconcileRuns.length} reconciler run(s)` +
-        (notRedriven.length ? `; not: ${notRedriven.map((item) => `${item.DBInstanceIdentifier}/${item.LogFileName}`).join(', ')}` : ''),
+        (notRedriven.length ? `; not: ${notRedriven.map((item) => fileId(item.DBInstanceIdentifier, item.LogFileName)).join(', ')}` : ''),
     );
     await run.finish({
       sources: sources(),

@@ -10,7 +10,7 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { deadLetterQueueUrls } from '../../lab-session';
 import { sleep } from '../../net';
 import type { FixtureFile } from '../fixtures';
-import type { Scenario } from '../harness';
+import { servedCalls, type Scenario } from '../harness';
 import { checkEndpointListsFixtures, drainEventSources, fixtureSession, growAcrossCycles, pumpQueueOnly, sendToScanQueue } from './common';
 
 export const vanishedFiles: Scenario = {
@@ -55,9 +55,9 @@ export const vanishedFiles: Scenario = {
     endpoint.setFaults({ latencyMs: 80 });
     await session.service.tickSchedule();
     await pumpQueueOnly(run);
-    const callsAtStart = endpoint.stats().perFile[`${big.instance}/${big.logFileName}`]?.calls ?? 0;
+    const callsAtStart = servedCalls(session, big.instance, big.logFileName);
     const watcher = (async () => {
-      while ((endpoint.stats().perFile[`${big.instance}/${big.logFileName}`]?.calls ?? 0) < callsAtStart + 5) {
+      while (servedCalls(session, big.instance, big.logFileName) < callsAtStart + 5) {
         if (run.signal.aborted) return;
         await sleep(10);
       }
