@@ -161,6 +161,17 @@ export class ProcessRegistry {
     return this.stopping;
   }
 
+  /**
+   * Removes the pid file once nothing it records is left (after stopAll): a finished run has nothing
+   * for a later one to reap, so it leaves no trace where the file was (the bench's is outside its
+   * work folder). Returns false, keeping the file, while a child still runs.
+   */
+  release(): boolean {
+    if (this.processes.size > 0) return false;
+    if (this.pidFile) rmSync(this.pidFile, { force: true });
+    return true;
+  }
+
   /** Last resort from a synchronous 'exit' handler: nothing can be awaited there. */
   killAllNow(): void {
     for (const tracked of this.processes) {

@@ -96,6 +96,20 @@ describe('run ownership of a work folder', () => {
     expect(ProcessRegistry.reapLeftovers(pidFile)).toBe(1);
     expect(await waitUntil(() => !isAlive(childPid))).toBe(true);
   });
+
+  it('removes its pid file on release only once every child has stopped', async () => {
+    const pidFile = join(dir, 'pids.json');
+    const registry = new ProcessRegistry(pidFile);
+    const sleeper = registry.start('sleeper', 'sleep', ['30']);
+    started.push(sleeper.child.pid!);
+
+    expect(registry.release()).toBe(false);
+    expect(existsSync(pidFile)).toBe(true);
+
+    await registry.stopAll();
+    expect(registry.release()).toBe(true);
+    expect(existsSync(pidFile)).toBe(false);
+  });
 });
 
 describe('a run empties only a work folder', () => {
