@@ -85,7 +85,7 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-function signalGroup(pid: number, signal: NodeJS.Signals): void {
+export function signalGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
   } catch {
@@ -144,6 +144,8 @@ export class ProcessRegistry {
       return;
     }
     signalGroup(pid, 'SIGTERM');
+    // A stopped group (a frozen Lambda environment) acts on SIGTERM only once it runs again.
+    signalGroup(pid, 'SIGCONT');
     const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
     await tracked.exited;
     clearTimeout(timer);

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRegistry } from '../../scripts/local-lab/processes';
@@ -83,6 +83,26 @@ describe('LambdaFunction resource accounting', () => {
     } finally {
       await small.close();
     }
+  });
+
+  it('freezes an environment between invocations: work left running after the handler returned waits for the next one', async () => {
+    const frozen = fixtureFunction('after-return', 'after-return-handler.ts');
+    const file = join(workDir, 'after-return.txt');
+    try {
+      expect(await frozen.invoke({ file, afterMs: 50, line: 'first' })).toMatchObject({ ok: true, value: 'returned' });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      // In an environment left running the timer would have written long ago.
+      expect(existsSync(file)).toBe(false);
+
+      // Thawed for the next invocation, the overdue timer fires; that invocation's own timer waits again.
+      expect(await frozen.invoke({ file, afterMs: 50, line: 'second' })).toMatchObject({ ok: true, value: 'returned' });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(readFileSync(file, 'utf8')).toBe('first\n');
+    } finally {
+      await frozen.close();
+    }
+    // A frozen environment is still ended by close().
+    expect(registry.running().filter((tracked) => tracked.name === 'lambda:after-return')).toEqual([]);
   });
 
   it('answers an event the IPC channel cannot carry with a failed invocation instead of throwing', async () => {

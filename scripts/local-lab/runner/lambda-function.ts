@@ -1,13 +1,13 @@
 /**
  * A deployed function as the local Lambda service runs it: execution environments (one process each,
- * see function-runtime.ts) created on demand up to a concurrency limit, reused while warm, killed on
- * timeout or when an invocation takes the environment over the function's memory size, and replaced
- * after a crash. Errors come back as Lambda reports them (errorType/errorMessage),
+ * see function-runtime.ts) created on demand up to a concurrency limit, reused while warm, frozen
+ * between invocations, killed on timeout or when an invocation takes the environment over the
+ * function's memory size, and replaced after a crash. Errors come back as Lambda reports them (errorType/errorMessage),
  * never thrown, so event sources can apply their own retry rules.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ProcessRegistry, TrackedProcess } from '../processes';
+import { type ProcessRegistry, signalGroup, type TrackedProcess } from '../processes';
 import { FunctionIdentity, functionArn, newInvocation } from './events';
 import type { InvokeMessage, RuntimeMessage, SerializedError } from './function-runtime';
 import { type MemorySnapshot, memoryGrowth } from './memory-sampler';
@@ -83,6 +83,8 @@ interface Environment {
   ready: Promise<void>;
   busy: boolean;
   dead: boolean;
+  /** Stopped (SIGSTOP) between invocations, as Lambda freezes an idle environment. */
+  frozen: boolean;
   /** Memory right after init, as the runtime reported it. */
   initMemory?: MemorySnapshot;
   pending?: { id: number; resolve: (message: Extract<RuntimeMessage, { type: 'result' }> | undefined) => void };
@@ -169,6 +171,7 @@ export class LambdaFunction {
           }
         }, MEMORY_CHECK_MS);
         const message: InvokeMessage = { type: 'invoke', id, event, meta: invocation };
+        this.thaw(environment);
         try {
           environment.process.child.send(message, (error) => {
             if (error) resolve(undefined);
@@ -226,6 +229,7 @@ export class LambdaFunction {
       if (!outcome.ok) return failure(outcome.error ?? { errorType: 'Error', errorMessage: 'unknown error' }, {});
       return { ok: true, value: outcome.value, requestId: invocation.awsRequestId, durationMs: Date.now() - started };
     } finally {
+      this.freeze(environment);
       this.release(environment);
     }
   }
@@ -258,6 +262,26 @@ export class LambdaFunction {
     }
   }
 
+  /**
+   * Lambda freezes an environment once its handler has returned: whatever the handler left running (a
+   * timer, an un-awaited request, a write) waits for the next invocation, or never happens if there is
+   * none. Stopping the process group does the same here, so code that relies on work after its return
+   * fails in the lab as it would in Lambda.
+   */
+  private freeze(environment: Environment): void {
+    const pid = environment.process.child.pid;
+    if (environment.dead || environment.frozen || pid === undefined) return;
+    signalGroup(pid, 'SIGSTOP');
+    environment.frozen = true;
+  }
+
+  private thaw(environment: Environment): void {
+    const pid = environment.process.child.pid;
+    if (!environment.frozen || pid === undefined) return;
+    signalGroup(pid, 'SIGCONT');
+    environment.frozen = false;
+  }
+
   private release(environment: Environment): void {
     environment.busy = false;
     this.waiting.shift()?.();
@@ -272,7 +296,7 @@ export class LambdaFunction {
       logFile,
       ipc: true,
     });
-    const environment: Environment = { process: tracked, ready: Promise.resolve(), busy: false, dead: false };
+    const environment: Environment = { process: tracked, ready: Promise.resolve(), busy: false, dead: false, frozen: false };
     environment.ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`init of ${this.name} took longer than ${initTimeoutMs} ms`)), initTimeoutMs);
       tracked.child.on('message', (message: RuntimeMessage) => {
