@@ -442,7 +442,7 @@ interface SingleFileResult {
     perPage: PageTimeSplit;
   };
   /** The run whose memory grew most. */
-  memory: { baselineMiB: number; peakMiB: number; growthMiB: number; peakSampleGrowth?: MemorySnapshot; peakExcludesInit: boolean };
+  memory: { baselineMiB: number; peakMiB: number; growthMiB: number; peakSampleGrowth?: MemorySnapshot; peakExcludesInit: boolean; tmpPeakMiB: number };
   /**
    * Context for the throughput figure: one PUT of a downloader-sized object (MAX_OBJECT_BYTES, or the
    * whole file when smaller) from this file to the same moto, checksummed as the downloader does, and
@@ -586,6 +586,8 @@ async function backUpOnce(
         growthMiB: kib(downloader.peakRssGrowthKb),
         peakSampleGrowth: downloader.peakSampleGrowth,
         peakExcludesInit: downloader.peakRssExcludesInit,
+        // Sampled every 100 ms: the spools the downloader had in its /tmp at once.
+        tmpPeakMiB: round(downloader.peakTmpBytes / MIB, 1),
       },
       cpuParts:
         motoCpuBefore !== undefined && motoCpuAfter !== undefined
@@ -832,6 +834,7 @@ function buildFigures(growth: GrowthResult, idle: IdleResult, large: SingleFileR
         value: run.memory.growthMiB,
         measured:
           `${run.memory.growthMiB} MiB (the most of ${run.runs.length} backups; after init ${run.memory.baselineMiB} -> peak ${run.memory.peakMiB} MiB; ` +
+          `/tmp peak ${run.memory.tmpPeakMiB} MiB; ` +
           `${composition(run.memory.peakSampleGrowth)}; the raw-serve-rate client reading the same file: ` +
           `+${kib(run.raw.maxRssKb - run.raw.rssBeforeKb)} MiB, ${composition(run.raw.peakSampleGrowth)})` +
           (run.memory.peakExcludesInit && run.raw.peakRssReset ? '' : ' [peak RSS could not be reset: it includes init]'),

@@ -438,7 +438,9 @@ async function main(): Promise<number> {
       );
     }
     log(
-      `functions: ${Object.entries(stats).map(([name, s]) => `${name} ${s.invocations} inv/${s.errors} err/${s.coldStarts} cold`).join(', ')}; ` +
+      `functions: ${Object.entries(stats)
+        .map(([name, s]) => `${name} ${s.invocations} inv/${s.errors} err/${s.coldStarts} cold` + (s.peakTmpBytes > 0 ? ` (/tmp peak ${formatBytes(s.peakTmpBytes)})` : ''))
+        .join(', ')}; ` +
         `${loop.functionErrors.length} function error(s) during the run`,
     );
     log(`[lab] ${ok ? 'PASS' : 'FAIL'} in ${formatDuration(Date.now() - startedAt)}: report written to ${join(workDir, 'report.json')}`);

@@ -36,6 +36,8 @@ export interface FunctionDefinition {
   entry: string;
   timeoutSeconds: number;
   memoryMb: number;
+  /** Size of /tmp (`EphemeralStorage`; Lambda's default 512 MB). */
+  ephemeralStorageMb: number;
   reservedConcurrency?: number;
   environment: Record<string, CfnValue>;
   asyncInvoke: AsyncInvokeDefinition;
@@ -180,6 +182,7 @@ export function definitionFromTemplate(
       entry: join(REPO_ROOT, 'lambda', role, 'index.ts'),
       timeoutSeconds: num(props.Timeout, 3),
       memoryMb: num(props.MemorySize, 128),
+      ephemeralStorageMb: num((props.EphemeralStorage as { Size?: unknown } | undefined)?.Size, 512),
       ...(typeof props.ReservedConcurrentExecutions === 'number'
         ? { reservedConcurrency: props.ReservedConcurrentExecutions }
         : {}),

@@ -105,6 +105,46 @@ describe('LambdaFunction resource accounting', () => {
     expect(registry.running().filter((tracked) => tracked.name === 'lambda:after-return')).toEqual([]);
   });
 
+  it("gives each environment its own /tmp, and fails an invocation that fills it past the ephemeral storage size as ENOSPC", async () => {
+    const tmpRoot = join(workDir, 'tmp-root');
+    const withTmp = new LambdaFunction({
+      identity: { functionName: 'tmp', region: 'us-east-1', memoryMb: 512 },
+      entry: join(__dirname, 'fixtures', 'tmp-handler.ts'),
+      environment: { PATH: process.env.PATH, SPOOL_DIR: '/tmp' },
+      timeoutMs: 20_000,
+      maxConcurrency: 2,
+      registry,
+      logFile: join(workDir, 'tmp.log'),
+      tmp: { root: tmpRoot, sizeMb: 8 },
+    });
+    type TmpView = { tmpdir: string; spoolDir?: string; files: string[] };
+    try {
+      // Two environments at once: two folders, and the configuration's '/tmp' is each one's own.
+      const [first, second] = await Promise.all([withTmp.invoke({ holdMs: 300 }), withTmp.invoke({ holdMs: 300 })]);
+      const views = [first, second].map((result) => (result.ok ? (result.value as TmpView) : undefined));
+      expect(views.map((view) => view?.tmpdir).sort()).toEqual([join(tmpRoot, 'environment-0'), join(tmpRoot, 'environment-1')]);
+      for (const view of views) expect(view?.spoolDir).toBe(view?.tmpdir);
+
+      expect(await withTmp.invoke({ writeMib: 4, holdMs: 300 })).toMatchObject({ ok: true });
+      expect(withTmp.stats.peakTmpBytes).toBeGreaterThanOrEqual(4 * 1024 * 1024);
+      expect(withTmp.stats.tmpFull).toBe(0);
+
+      // 4 + 6 MiB in one folder is over 8 MB.
+      const full = await withTmp.invoke({ writeMib: 6, holdMs: 2000 });
+      expect(full).toMatchObject({ ok: false, tmpFull: true, crashed: true, errorMessage: expect.stringMatching(/^ENOSPC: no space left on device/) });
+      expect(withTmp.stats.tmpFull).toBe(1);
+
+      // The environment that replaces it finds what was left in its slot's /tmp, as after a reset in Lambda;
+      // only writing more would fail there.
+      const again = await Promise.all([withTmp.invoke({ holdMs: 300 }), withTmp.invoke({ holdMs: 300 })]);
+      const slot0 = again.map((result) => (result.ok ? (result.value as TmpView) : undefined)).find((view) => view?.tmpdir.endsWith('environment-0'));
+      expect(again.every((result) => result.ok)).toBe(true);
+      expect(slot0?.files).toHaveLength(2);
+    } finally {
+      await withTmp.close();
+    }
+  });
+
   it('answers an event the IPC channel cannot carry with a failed invocation instead of throwing', async () => {
     const result = await fn.invoke({ mode: 'wait', ms: 1, tooBig: 1n });
     expect(result).toMatchObject({ ok: false, crashed: true });

@@ -44,6 +44,12 @@ describe('the lab reads the pipeline from the synthesized BackupPipelineStack', 
     expect(downloader.entry).toMatch(/lambda\/downloader\/index\.ts$/);
   });
 
+  it("takes each function's /tmp size: the downloader's EphemeralStorage, Lambda's 512 MB for the others", () => {
+    const { scanner, detector, downloader, reconciler } = definition.functions;
+    expect(downloader.ephemeralStorageMb).toBe(1024);
+    for (const fn of [scanner, detector, reconciler]) expect(fn.ephemeralStorageMb).toBe(512);
+  });
+
   it('refuses a template whose functions have no event source mapping', () => {
     const resources = Object.fromEntries(
       Object.entries(definition.resources).filter(([, resource]) => resource.Type !== 'AWS::Lambda::EventSourceMapping'),

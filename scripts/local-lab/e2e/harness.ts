@@ -389,6 +389,7 @@ export class ScenarioRun {
           timeouts: fn.stats.timeouts,
           crashes: fn.stats.crashes,
           outOfMemory: fn.stats.outOfMemory,
+          tmpFull: fn.stats.tmpFull,
           coldStarts: fn.stats.coldStarts,
         },
       ]),

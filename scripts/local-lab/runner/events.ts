@@ -20,6 +20,13 @@ import type {
 /** Moto's (and the docs') default account. */
 export const LAB_ACCOUNT_ID = '123456789012';
 
+/**
+ * Carries an environment's own /tmp to its runtime process, which makes it the handler's TMPDIR before
+ * importing the handler. The process starts with the function's shared folder as TMPDIR, so that the
+ * lab's TypeScript loader keeps its compile cache there, outside what counts as the environment's /tmp.
+ */
+export const ENVIRONMENT_TMPDIR_VARIABLE = 'LAB_ENVIRONMENT_TMPDIR';
+
 export interface FunctionIdentity {
   functionName: string;
   region: string;

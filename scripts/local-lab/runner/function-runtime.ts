@@ -8,7 +8,7 @@
  * The environment is complete before this process starts, so the handler reads it at import.
  */
 import { pathToFileURL } from 'node:url';
-import { buildContext, InvocationMeta } from './events';
+import { buildContext, ENVIRONMENT_TMPDIR_VARIABLE, InvocationMeta } from './events';
 import { type MemorySnapshot, memorySnapshot, peakRssKb, resetPeakRss, sampleMemory } from './memory-sampler';
 
 export interface InvokeMessage {
@@ -65,6 +65,12 @@ async function main(): Promise<void> {
   if (!modulePath || !process.send) throw new Error('usage: function-runtime.ts <handler module> (with an IPC channel)');
   // The service going away (even by SIGKILL) closes the channel: the environment ends with it.
   process.on('disconnect', () => process.exit(0));
+
+  const environmentTmp = process.env[ENVIRONMENT_TMPDIR_VARIABLE];
+  if (environmentTmp) {
+    process.env.TMPDIR = environmentTmp;
+    delete process.env[ENVIRONMENT_TMPDIR_VARIABLE];
+  }
 
   const started = performance.now();
   let handler: Handler;

@@ -1,14 +1,15 @@
 /**
  * A deployed function as the local Lambda service runs it: execution environments (one process each,
  * see function-runtime.ts) created on demand up to a concurrency limit, reused while warm, frozen
- * between invocations, killed on timeout or when an invocation takes the environment over the
- * function's memory size, and replaced after a crash. Errors come back as Lambda reports them (errorType/errorMessage),
+ * between invocations, each with its own /tmp of the function's ephemeral storage size, killed on
+ * timeout or when an invocation takes the environment over the function's memory size or /tmp over
+ * its size, and replaced after a crash. Errors come back as Lambda reports them (errorType/errorMessage),
  * never thrown, so event sources can apply their own retry rules.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ProcessRegistry, signalGroup, type TrackedProcess } from '../processes';
-import { FunctionIdentity, functionArn, newInvocation } from './events';
+import { ENVIRONMENT_TMPDIR_VARIABLE, FunctionIdentity, functionArn, newInvocation } from './events';
 import type { InvokeMessage, RuntimeMessage, SerializedError } from './function-runtime';
 import { type MemorySnapshot, memoryGrowth } from './memory-sampler';
 
@@ -27,11 +28,27 @@ export interface LambdaFunctionOptions {
   logFile: string;
   /** Init (module import) budget, as Lambda's 10 s init phase. */
   initTimeoutMs?: number;
+  /**
+   * Each environment's /tmp (its TMPDIR): one folder per concurrency slot under `root`. An environment
+   * that replaces a crashed one gets that slot's folder with whatever was left in it, as Lambda keeps
+   * /tmp when it resets an environment after a timeout or crash. TMPDIR, and every variable whose
+   * value is '/tmp' (a template's spool folder), point at it. Without this option the environment is
+   * used as given.
+   */
+  tmp?: { root: string; sizeMb: number };
 }
 
 export type InvokeResult =
   | { ok: true; value: unknown; requestId: string; durationMs: number }
-  | ({ ok: false; requestId: string; durationMs: number; timedOut: boolean; crashed: boolean; outOfMemory?: boolean } & SerializedError);
+  | ({
+      ok: false;
+      requestId: string;
+      durationMs: number;
+      timedOut: boolean;
+      crashed: boolean;
+      outOfMemory?: boolean;
+      tmpFull?: boolean;
+    } & SerializedError);
 
 /** How often an invocation's resident memory is checked against the function's memory size. */
 const MEMORY_CHECK_MS = 100;
@@ -47,6 +64,35 @@ export function residentKb(pid: number): number | undefined {
   }
 }
 
+/** Lambda's /tmp is private to the environment: '/tmp' in the configuration means the environment's own folder. */
+function environmentWithTmp(environment: NodeJS.ProcessEnv, tmp: { root: string }, tmpDir: string): NodeJS.ProcessEnv {
+  const mapped = Object.fromEntries(Object.entries(environment).map(([name, value]) => [name, value === '/tmp' ? tmpDir : value]));
+  return { ...mapped, TMPDIR: tmp.root, [ENVIRONMENT_TMPDIR_VARIABLE]: tmpDir };
+}
+
+/** Bytes of the files under a folder (a file removed while it is read counts as gone). */
+export function folderBytes(folder: string): number {
+  let total = 0;
+  let entries;
+  try {
+    entries = readdirSync(folder, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const entry of entries) {
+    const path = join(folder, entry.name);
+    if (entry.isDirectory()) total += folderBytes(path);
+    else {
+      try {
+        total += statSync(path).size;
+      } catch {
+        // Removed since it was listed.
+      }
+    }
+  }
+  return total;
+}
+
 export interface FunctionStats {
   invocations: number;
   errors: number;
@@ -54,6 +100,10 @@ export interface FunctionStats {
   crashes: number;
   /** Invocations ended because the environment's resident memory exceeded the function's memory size. */
   outOfMemory: number;
+  /** Invocations ended because the environment's /tmp held more than the function's ephemeral storage. */
+  tmpFull: number;
+  /** Most bytes one environment's /tmp was seen holding during an invocation (sampled). */
+  peakTmpBytes: number;
   coldStarts: number;
   initMsTotal: number;
   durationMsTotal: number;
@@ -85,6 +135,9 @@ interface Environment {
   dead: boolean;
   /** Stopped (SIGSTOP) between invocations, as Lambda freezes an idle environment. */
   frozen: boolean;
+  /** Concurrency slot, whose /tmp folder this environment has (with LambdaFunctionOptions.tmp). */
+  slot: number;
+  tmpDir?: string;
   /** Memory right after init, as the runtime reported it. */
   initMemory?: MemorySnapshot;
   pending?: { id: number; resolve: (message: Extract<RuntimeMessage, { type: 'result' }> | undefined) => void };
@@ -97,6 +150,8 @@ export class LambdaFunction {
     timeouts: 0,
     crashes: 0,
     outOfMemory: 0,
+    tmpFull: 0,
+    peakTmpBytes: 0,
     coldStarts: 0,
     initMsTotal: 0,
     durationMsTotal: 0,
@@ -130,7 +185,10 @@ export class LambdaFunction {
     const invocation = newInvocation(this.options.identity, this.timeoutMs);
     const started = Date.now();
     this.stats.invocations += 1;
-    const failure = (error: SerializedError, flags: { timedOut?: boolean; crashed?: boolean; outOfMemory?: boolean }): InvokeResult => {
+    const failure = (
+      error: SerializedError,
+      flags: { timedOut?: boolean; crashed?: boolean; outOfMemory?: boolean; tmpFull?: boolean },
+    ): InvokeResult => {
       this.stats.errors += 1;
       return {
         ok: false,
@@ -139,6 +197,7 @@ export class LambdaFunction {
         timedOut: flags.timedOut ?? false,
         crashed: flags.crashed ?? false,
         ...(flags.outOfMemory ? { outOfMemory: true } : {}),
+        ...(flags.tmpFull ? { tmpFull: true } : {}),
         ...error,
       };
     };
@@ -155,9 +214,12 @@ export class LambdaFunction {
       let timer: NodeJS.Timeout | undefined;
       let memoryCheck: NodeJS.Timeout | undefined;
       let residentAtKill = 0;
+      let tmpBytesAtKill = 0;
       const memoryLimitKb = this.options.identity.memoryMb * 1024;
+      const tmpLimitBytes = (this.options.tmp?.sizeMb ?? 0) * 1024 * 1024;
+      const tmpBytesAtStart = environment.tmpDir === undefined ? 0 : folderBytes(environment.tmpDir);
       const pid = environment.process.child.pid;
-      const outcome = await new Promise<Extract<RuntimeMessage, { type: 'result' }> | 'timeout' | 'out-of-memory' | undefined>((resolve) => {
+      const outcome = await new Promise<Extract<RuntimeMessage, { type: 'result' }> | 'timeout' | 'out-of-memory' | 'tmp-full' | undefined>((resolve) => {
         environment.pending = { id, resolve };
         timer = setTimeout(() => resolve('timeout'), Math.max(0, invocation.deadlineMs - Date.now()));
         // Lambda stops an environment that uses more than the function's memory. Checked from here, so a
@@ -168,6 +230,17 @@ export class LambdaFunction {
           if (kb !== undefined && kb > memoryLimitKb) {
             residentAtKill = kb;
             resolve('out-of-memory');
+          }
+          // In Lambda a write past the ephemeral storage fails with ENOSPC; the lab cannot make writes
+          // fail, so it ends the invocation with that error as soon as it sees /tmp grown over its size.
+          // (Only growth: what an earlier invocation left over the size was already caught then.)
+          if (environment.tmpDir !== undefined) {
+            const bytes = folderBytes(environment.tmpDir);
+            this.stats.peakTmpBytes = Math.max(this.stats.peakTmpBytes, bytes);
+            if (bytes > tmpLimitBytes && bytes > tmpBytesAtStart) {
+              tmpBytesAtKill = bytes;
+              resolve('tmp-full');
+            }
           }
         }, MEMORY_CHECK_MS);
         const message: InvokeMessage = { type: 'invoke', id, event, meta: invocation };
@@ -197,6 +270,20 @@ export class LambdaFunction {
               `(out of memory: ${Math.round(residentAtKill / 1024)} MB resident, memory size ${this.options.identity.memoryMb} MB)`,
           },
           { crashed: true, outOfMemory: true },
+        );
+      }
+      if (outcome === 'tmp-full') {
+        this.stats.tmpFull += 1;
+        this.stats.crashes += 1;
+        await this.discard(environment);
+        return failure(
+          {
+            errorType: 'Error',
+            errorMessage:
+              `ENOSPC: no space left on device (lab: /tmp held ${Math.round(tmpBytesAtKill / 2 ** 20)} MiB, ` +
+              `ephemeral storage ${this.options.tmp?.sizeMb} MB)`,
+          },
+          { crashed: true, tmpFull: true },
         );
       }
       if (outcome === 'timeout') {
@@ -288,15 +375,20 @@ export class LambdaFunction {
   }
 
   private spawn(): Environment {
-    const { registry, environment: env, entry, logFile, initTimeoutMs = 30_000 } = this.options;
+    const { registry, environment: baseEnvironment, entry, logFile, initTimeoutMs = 30_000, tmp } = this.options;
     this.stats.coldStarts += 1;
+    const taken = new Set(this.environments.map((environment) => environment.slot));
+    let slot = 0;
+    while (taken.has(slot)) slot += 1;
+    const tmpDir = tmp ? join(tmp.root, `environment-${slot}`) : undefined;
+    if (tmpDir) mkdirSync(tmpDir, { recursive: true });
     const tracked = registry.start(`lambda:${this.name}`, process.execPath, ['--import', 'tsx', RUNTIME_ENTRY, entry], {
-      env,
+      env: tmp && tmpDir ? environmentWithTmp(baseEnvironment, tmp, tmpDir) : baseEnvironment,
       cwd: REPO_ROOT,
       logFile,
       ipc: true,
     });
-    const environment: Environment = { process: tracked, ready: Promise.resolve(), busy: false, dead: false, frozen: false };
+    const environment: Environment = { process: tracked, ready: Promise.resolve(), busy: false, dead: false, frozen: false, slot, tmpDir };
     environment.ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`init of ${this.name} took longer than ${initTimeoutMs} ms`)), initTimeoutMs);
       tracked.child.on('message', (message: RuntimeMessage) => {

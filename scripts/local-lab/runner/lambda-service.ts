@@ -138,12 +138,16 @@ export function defaultReconcileEveryCycles(definition: Pick<PipelineDefinition,
   return Math.max(1, Math.round(definition.reconcileSchedule.rateMs / definition.schedule.rateMs));
 }
 
-/** Lambda's own variables plus the template's, resolved against the local resources. */
+/** Where a function's environments have their /tmp folders. */
+const tmpRootOf = (role: FunctionRole, options: Pick<LambdaServiceOptions, 'workDir'>): string => join(options.workDir, 'lambda-tmp', role);
+
+/**
+ * Lambda's own variables plus the template's, resolved against the local resources. LambdaFunction
+ * points TMPDIR, and any variable set to '/tmp', at each environment's own /tmp folder.
+ */
 export function functionEnvironment(role: FunctionRole, options: LambdaServiceOptions): NodeJS.ProcessEnv {
   const fn = options.definition.functions[role];
   const functionName = `lab-${role}`;
-  const spoolDir = join(options.workDir, 'lambda-tmp', role);
-  mkdirSync(spoolDir, { recursive: true });
   const passThrough = Object.fromEntries(
     Object.entries(process.env).filter(([name]) => name.startsWith('AWS_ENDPOINT_URL_') && name !== 'AWS_ENDPOINT_URL_RDS'),
   );
@@ -154,7 +158,6 @@ export function functionEnvironment(role: FunctionRole, options: LambdaServiceOp
     PATH: process.env.PATH,
     LANG: 'en_US.UTF-8',
     TZ: ':UTC',
-    TMPDIR: spoolDir,
     AWS_REGION: options.region,
     AWS_DEFAULT_REGION: options.region,
     AWS_ACCESS_KEY_ID: LAB_CREDENTIALS.accessKeyId,
@@ -173,8 +176,6 @@ export function functionEnvironment(role: FunctionRole, options: LambdaServiceOp
     AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
     _HANDLER: 'index.handler',
     ...templateEnvironment,
-    // Lambda's /tmp is private to the execution environment; the stack's '/tmp' is not ours to share.
-    ...(templateEnvironment[ENV.spoolDir] === '/tmp' ? { [ENV.spoolDir]: spoolDir } : {}),
     ...options.envOverrides?.[role],
   };
 }
@@ -215,6 +216,7 @@ export class LocalLambdaService {
         maxConcurrency: concurrency[role],
         registry,
         logFile: join(logDir, `${role}.log`),
+        tmp: { root: tmpRootOf(role, options), sizeMb: fn.ephemeralStorageMb },
       });
     }
     this.functions = functions;
