@@ -174,8 +174,8 @@ export class SegmentWriter {
 
   /**
    * Removes the spool files of passes that died, so that crashes in a reused execution environment do
-   * not fill its /tmp. Judged by age, not by "not mine": the spool folder may be shared by several
-   * living processes (the local lab runs concurrent environments over one folder). Returns the names.
+   * not fill its /tmp. Judged by age, not by "not mine": SPOOL_DIR can be set to a folder that several
+   * living processes share, and age is safe there too. Returns the names.
    */
   async removeAbandonedSpools(now: number): Promise<string[]> {
     const removed: string[] = [];

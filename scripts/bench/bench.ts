@@ -1069,10 +1069,11 @@ async function main(): Promise<number> {
     if (session) await session.stop({ keep: options.keep, preserve: ['logs', WORK_FOLDER_MARKER] });
     await counter?.close();
     await registry.stopAll();
-    registry.release();
     // A failed run keeps the handlers' and services' logs for a look; a good one leaves nothing.
     if (exitCode === 0 && !options.keep) rmSync(workDir, { recursive: true, force: true });
     else log(`[bench] logs kept in ${join(workDir, 'logs')}`);
+    // Last: until the folder is gone, the pid file is what keeps another bench from taking it.
+    registry.release();
   }
 }
 

@@ -24,6 +24,8 @@ export interface StartOptions {
   logFile?: string;
   /** Extra stdio entries, e.g. 'ipc' for forked function runtimes. */
   ipc?: boolean;
+  /** With `ipc`: one more pipe, the child's fd 4 (`child.stdio[4]`), for signalling outside the IPC channel. */
+  controlPipe?: boolean;
 }
 
 interface PidRecord {
@@ -85,7 +87,7 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-export function signalGroup(pid: number, signal: NodeJS.Signals): void {
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
   } catch {
@@ -118,7 +120,7 @@ export class ProcessRegistry {
       cwd: options.cwd,
       env: options.env ?? process.env,
       detached: true,
-      stdio: options.ipc ? ['ignore', output, output, 'ipc'] : ['ignore', output, output],
+      stdio: options.ipc ? ['ignore', output, output, 'ipc', ...(options.controlPipe ? ['pipe' as const] : [])] : ['ignore', output, output],
     };
     const child = spawn(command, args, spawnOptions);
     if (logFd !== undefined) closeSync(logFd);
@@ -144,8 +146,6 @@ export class ProcessRegistry {
       return;
     }
     signalGroup(pid, 'SIGTERM');
-    // A stopped group (a frozen Lambda environment) acts on SIGTERM only once it runs again.
-    signalGroup(pid, 'SIGCONT');
     const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
     await tracked.exited;
     clearTimeout(timer);

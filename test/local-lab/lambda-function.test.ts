@@ -1,11 +1,15 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProcessRegistry } from '../../scripts/local-lab/processes';
-import { LambdaFunction } from '../../scripts/local-lab/runner/lambda-function';
+import { isAlive, ProcessRegistry } from '../../scripts/local-lab/processes';
+import { type InvokeResult, LambdaFunction } from '../../scripts/local-lab/runner/lambda-function';
 
 // Real execution environments (child processes running function-runtime.ts), so it takes a few seconds.
 jest.setTimeout(60_000);
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('LambdaFunction resource accounting', () => {
   const workDir = mkdtempSync(join(tmpdir(), 'lambda-function-test-'));
@@ -89,14 +93,14 @@ describe('LambdaFunction resource accounting', () => {
     const frozen = fixtureFunction('after-return', 'after-return-handler.ts');
     const file = join(workDir, 'after-return.txt');
     try {
-      expect(await frozen.invoke({ file, afterMs: 50, line: 'first' })).toMatchObject({ ok: true, value: 'returned' });
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      // In an environment left running the timer would have written long ago.
+      expect(await frozen.invoke({ file, afterMs: 1000, line: 'first' })).toMatchObject({ ok: true, value: 'returned' });
+      await sleep(1500);
+      // In an environment left running the timer would have written by now.
       expect(existsSync(file)).toBe(false);
 
       // Thawed for the next invocation, the overdue timer fires; that invocation's own timer waits again.
-      expect(await frozen.invoke({ file, afterMs: 50, line: 'second' })).toMatchObject({ ok: true, value: 'returned' });
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await frozen.invoke({ file, afterMs: 1000, line: 'second' })).toMatchObject({ ok: true, value: 'returned' });
+      await sleep(1500);
       expect(readFileSync(file, 'utf8')).toBe('first\n');
     } finally {
       await frozen.close();
@@ -105,7 +109,23 @@ describe('LambdaFunction resource accounting', () => {
     expect(registry.running().filter((tracked) => tracked.name === 'lambda:after-return')).toEqual([]);
   });
 
-  it("gives each environment its own /tmp, and fails an invocation that fills it past the ephemeral storage size as ENOSPC", async () => {
+  it('ends a frozen environment when the service that runs it dies without cleaning up', async () => {
+    const owner = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'fixtures', 'lambda-owner.ts'), join(workDir, 'owner.log')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const [line] = (await once(owner.stdout!, 'data')) as [Buffer];
+    const runtimePid = Number(/^frozen (\d+)/.exec(line.toString())?.[1]);
+    expect(runtimePid).toBeGreaterThan(0);
+    expect(isAlive(runtimePid)).toBe(true);
+
+    owner.kill('SIGKILL');
+    await once(owner, 'exit');
+    const deadline = Date.now() + 5000;
+    while (isAlive(runtimePid) && Date.now() < deadline) await sleep(50);
+    expect(isAlive(runtimePid)).toBe(false);
+  });
+
+  it('gives each environment its own /tmp, and fails an invocation that grows it past the ephemeral storage size as ENOSPC', async () => {
     const tmpRoot = join(workDir, 'tmp-root');
     const withTmp = new LambdaFunction({
       identity: { functionName: 'tmp', region: 'us-east-1', memoryMb: 512 },
@@ -118,28 +138,33 @@ describe('LambdaFunction resource accounting', () => {
       tmp: { root: tmpRoot, sizeMb: 8 },
     });
     type TmpView = { tmpdir: string; spoolDir?: string; files: string[] };
+    const viewOf = (result: InvokeResult): TmpView | undefined => (result.ok ? (result.value as TmpView) : undefined);
     try {
       // Two environments at once: two folders, and the configuration's '/tmp' is each one's own.
-      const [first, second] = await Promise.all([withTmp.invoke({ holdMs: 300 }), withTmp.invoke({ holdMs: 300 })]);
-      const views = [first, second].map((result) => (result.ok ? (result.value as TmpView) : undefined));
-      expect(views.map((view) => view?.tmpdir).sort()).toEqual([join(tmpRoot, 'environment-0'), join(tmpRoot, 'environment-1')]);
-      for (const view of views) expect(view?.spoolDir).toBe(view?.tmpdir);
+      const both = await Promise.all([withTmp.invoke({ holdMs: 300 }), withTmp.invoke({ holdMs: 300 })]);
+      expect(both.map((result) => viewOf(result)?.tmpdir).sort()).toEqual([join(tmpRoot, 'environment-0'), join(tmpRoot, 'environment-1')]);
+      for (const view of both.map(viewOf)) expect(view?.spoolDir).toBe(view?.tmpdir);
 
+      // From here one at a time: the environment of slot 0 takes them.
       expect(await withTmp.invoke({ writeMib: 4, holdMs: 300 })).toMatchObject({ ok: true });
       expect(withTmp.stats.peakTmpBytes).toBeGreaterThanOrEqual(4 * 1024 * 1024);
       expect(withTmp.stats.tmpFull).toBe(0);
 
-      // 4 + 6 MiB in one folder is over 8 MB.
-      const full = await withTmp.invoke({ writeMib: 6, holdMs: 2000 });
-      expect(full).toMatchObject({ ok: false, tmpFull: true, crashed: true, errorMessage: expect.stringMatching(/^ENOSPC: no space left on device/) });
+      // 4 + 6 MiB is over 8 MB, even written and returned between two samples.
+      const full = await withTmp.invoke({ writeMib: 6 });
+      expect(full).toMatchObject({ ok: false, tmpFull: true, crashed: false, errorMessage: expect.stringMatching(/^ENOSPC: no space left on device/) });
       expect(withTmp.stats.tmpFull).toBe(1);
 
-      // The environment that replaces it finds what was left in its slot's /tmp, as after a reset in Lambda;
-      // only writing more would fail there.
+      // What is already there is not an invocation's write: one that writes nothing succeeds.
+      const reading = await withTmp.invoke({});
+      expect(reading).toMatchObject({ ok: true });
+      expect(viewOf(reading)?.files).toHaveLength(2);
+
+      // After a crash Lambda resets the environment and keeps /tmp: the new one in slot 0 finds the files.
+      await withTmp.recycle();
       const again = await Promise.all([withTmp.invoke({ holdMs: 300 }), withTmp.invoke({ holdMs: 300 })]);
-      const slot0 = again.map((result) => (result.ok ? (result.value as TmpView) : undefined)).find((view) => view?.tmpdir.endsWith('environment-0'));
       expect(again.every((result) => result.ok)).toBe(true);
-      expect(slot0?.files).toHaveLength(2);
+      expect(again.map(viewOf).find((view) => view?.tmpdir.endsWith('environment-0'))?.files).toHaveLength(2);
     } finally {
       await withTmp.close();
     }

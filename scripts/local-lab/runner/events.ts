@@ -27,6 +27,14 @@ export const LAB_ACCOUNT_ID = '123456789012';
  */
 export const ENVIRONMENT_TMPDIR_VARIABLE = 'LAB_ENVIRONMENT_TMPDIR';
 
+/**
+ * The runtime's end of its control pipe. Once it has sent an invocation's result, the runtime blocks
+ * its only thread reading one byte from it: frozen, as Lambda freezes an environment whose handler
+ * has returned. The service writes the byte just before the next invocation; if the service dies, the
+ * pipe closes and the runtime exits, so no frozen environment outlives the lab.
+ */
+export const FREEZE_FD = 4;
+
 export interface FunctionIdentity {
   functionName: string;
   region: string;

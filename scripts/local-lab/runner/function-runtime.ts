@@ -7,8 +7,9 @@
  * Started as: node --import tsx function-runtime.ts <handler module path>
  * The environment is complete before this process starts, so the handler reads it at import.
  */
+import { readSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { buildContext, ENVIRONMENT_TMPDIR_VARIABLE, InvocationMeta } from './events';
+import { buildContext, ENVIRONMENT_TMPDIR_VARIABLE, FREEZE_FD, InvocationMeta } from './events';
 import { type MemorySnapshot, memorySnapshot, peakRssKb, resetPeakRss, sampleMemory } from './memory-sampler';
 
 export interface InvokeMessage {
@@ -56,8 +57,29 @@ function serialize(error: unknown): SerializedError {
   return { errorType: 'Error', errorMessage: String(error) };
 }
 
-function send(message: RuntimeMessage): void {
-  process.send?.(message);
+function send(message: RuntimeMessage, sent?: () => void): void {
+  process.send?.(message, undefined, undefined, () => sent?.());
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Blocks this process's only thread until the service writes a byte to the control pipe (see
+ * FREEZE_FD): no timer, callback or promise of the handler's runs meanwhile. The end of the pipe
+ * (the service is gone) ends the process.
+ */
+function freezeUntilThawed(): void {
+  const byte = Buffer.alloc(1);
+  for (;;) {
+    try {
+      if (readSync(FREEZE_FD, byte, 0, 1, null) === 0) process.exit(0);
+      return;
+    } catch (error) {
+      // A non-blocking pipe: nothing written yet.
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') process.exit(0);
+      Atomics.wait(pause, 0, 0, 5);
+    }
+  }
 }
 
 async function main(): Promise<void> {
@@ -100,15 +122,18 @@ async function main(): Promise<void> {
       .then((value) => ({ ok: true, value: value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown) }))
       .catch((error: unknown) => ({ ok: false, error: serialize(error) }))
       .then((outcome: { ok: boolean; value?: unknown; error?: SerializedError }) =>
-        send({
-          type: 'result',
-          id: message.id,
-          ...outcome,
-          durationMs: performance.now() - begin,
-          cpuMs: cpuMilliseconds(process.cpuUsage(cpuBefore)),
-          maxRssKb: peakRssKb(),
-          peakSample: stopSampling(),
-        }),
+        send(
+          {
+            type: 'result',
+            id: message.id,
+            ...outcome,
+            durationMs: performance.now() - begin,
+            cpuMs: cpuMilliseconds(process.cpuUsage(cpuBefore)),
+            maxRssKb: peakRssKb(),
+            peakSample: stopSampling(),
+          },
+          freezeUntilThawed,
+        ),
       );
   });
 }

@@ -2,14 +2,14 @@
  * A deployed function as the local Lambda service runs it: execution environments (one process each,
  * see function-runtime.ts) created on demand up to a concurrency limit, reused while warm, frozen
  * between invocations, each with its own /tmp of the function's ephemeral storage size, killed on
- * timeout or when an invocation takes the environment over the function's memory size or /tmp over
- * its size, and replaced after a crash. Errors come back as Lambda reports them (errorType/errorMessage),
+ * timeout or when an invocation takes the environment over the function's memory size, and replaced
+ * after a crash. Errors come back as Lambda reports them (errorType/errorMessage),
  * never thrown, so event sources can apply their own retry rules.
  */
-import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ProcessRegistry, signalGroup, type TrackedProcess } from '../processes';
-import { ENVIRONMENT_TMPDIR_VARIABLE, FunctionIdentity, functionArn, newInvocation } from './events';
+import type { ProcessRegistry, TrackedProcess } from '../processes';
+import { ENVIRONMENT_TMPDIR_VARIABLE, FREEZE_FD, FunctionIdentity, functionArn, newInvocation } from './events';
 import type { InvokeMessage, RuntimeMessage, SerializedError } from './function-runtime';
 import { type MemorySnapshot, memoryGrowth } from './memory-sampler';
 
@@ -84,7 +84,7 @@ export function folderBytes(folder: string): number {
     if (entry.isDirectory()) total += folderBytes(path);
     else {
       try {
-        total += statSync(path).size;
+        total += lstatSync(path).size;
       } catch {
         // Removed since it was listed.
       }
@@ -133,7 +133,7 @@ interface Environment {
   ready: Promise<void>;
   busy: boolean;
   dead: boolean;
-  /** Stopped (SIGSTOP) between invocations, as Lambda freezes an idle environment. */
+  /** Blocked on its control pipe since its last result (events.ts, FREEZE_FD), as Lambda freezes an idle environment. */
   frozen: boolean;
   /** Concurrency slot, whose /tmp folder this environment has (with LambdaFunctionOptions.tmp). */
   slot: number;
@@ -214,12 +214,10 @@ export class LambdaFunction {
       let timer: NodeJS.Timeout | undefined;
       let memoryCheck: NodeJS.Timeout | undefined;
       let residentAtKill = 0;
-      let tmpBytesAtKill = 0;
       const memoryLimitKb = this.options.identity.memoryMb * 1024;
-      const tmpLimitBytes = (this.options.tmp?.sizeMb ?? 0) * 1024 * 1024;
-      const tmpBytesAtStart = environment.tmpDir === undefined ? 0 : folderBytes(environment.tmpDir);
+      const tmpUse = this.tmpUse(environment);
       const pid = environment.process.child.pid;
-      const outcome = await new Promise<Extract<RuntimeMessage, { type: 'result' }> | 'timeout' | 'out-of-memory' | 'tmp-full' | undefined>((resolve) => {
+      const outcome = await new Promise<Extract<RuntimeMessage, { type: 'result' }> | 'timeout' | 'out-of-memory' | undefined>((resolve) => {
         environment.pending = { id, resolve };
         timer = setTimeout(() => resolve('timeout'), Math.max(0, invocation.deadlineMs - Date.now()));
         // Lambda stops an environment that uses more than the function's memory. Checked from here, so a
@@ -231,17 +229,7 @@ export class LambdaFunction {
             residentAtKill = kb;
             resolve('out-of-memory');
           }
-          // In Lambda a write past the ephemeral storage fails with ENOSPC; the lab cannot make writes
-          // fail, so it ends the invocation with that error as soon as it sees /tmp grown over its size.
-          // (Only growth: what an earlier invocation left over the size was already caught then.)
-          if (environment.tmpDir !== undefined) {
-            const bytes = folderBytes(environment.tmpDir);
-            this.stats.peakTmpBytes = Math.max(this.stats.peakTmpBytes, bytes);
-            if (bytes > tmpLimitBytes && bytes > tmpBytesAtStart) {
-              tmpBytesAtKill = bytes;
-              resolve('tmp-full');
-            }
-          }
+          tmpUse.sample();
         }, MEMORY_CHECK_MS);
         const message: InvokeMessage = { type: 'invoke', id, event, meta: invocation };
         this.thaw(environment);
@@ -272,20 +260,6 @@ export class LambdaFunction {
           { crashed: true, outOfMemory: true },
         );
       }
-      if (outcome === 'tmp-full') {
-        this.stats.tmpFull += 1;
-        this.stats.crashes += 1;
-        await this.discard(environment);
-        return failure(
-          {
-            errorType: 'Error',
-            errorMessage:
-              `ENOSPC: no space left on device (lab: /tmp held ${Math.round(tmpBytesAtKill / 2 ** 20)} MiB, ` +
-              `ephemeral storage ${this.options.tmp?.sizeMb} MB)`,
-          },
-          { crashed: true, tmpFull: true },
-        );
-      }
       if (outcome === 'timeout') {
         this.stats.timeouts += 1;
         await this.discard(environment);
@@ -302,6 +276,8 @@ export class LambdaFunction {
           { crashed: true },
         );
       }
+      // The runtime blocks on its control pipe right after sending a result.
+      environment.frozen = true;
       this.stats.durationMsTotal += outcome.durationMs;
       this.stats.cpuMsTotal += outcome.cpuMs;
       this.stats.peakRssKb = Math.max(this.stats.peakRssKb, outcome.maxRssKb);
@@ -313,12 +289,54 @@ export class LambdaFunction {
       if (init && outcome.peakSample.rssKb - init.rssKb > (this.stats.peakSampleGrowth?.rssKb ?? -Infinity)) {
         this.stats.peakSampleGrowth = memoryGrowth(init, outcome.peakSample);
       }
+      const tmpOverflow = tmpUse.overflow();
+      if (tmpOverflow !== undefined) {
+        this.stats.tmpFull += 1;
+        return failure(
+          {
+            errorType: 'Error',
+            errorMessage:
+              `ENOSPC: no space left on device (lab: the invocation grew /tmp to ${Math.round(tmpOverflow / 2 ** 20)} MiB, ` +
+              `over the function's ephemeral storage of ${this.options.tmp?.sizeMb} MB)`,
+          },
+          { tmpFull: true },
+        );
+      }
       if (!outcome.ok) return failure(outcome.error ?? { errorType: 'Error', errorMessage: 'unknown error' }, {});
       return { ok: true, value: outcome.value, requestId: invocation.awsRequestId, durationMs: Date.now() - started };
     } finally {
-      this.freeze(environment);
       this.release(environment);
     }
+  }
+
+  /**
+   * Watches an environment's /tmp over one invocation. In Lambda a write past the ephemeral storage
+   * fails with ENOSPC, and the handler sees that error. The lab cannot make a write fail, so it samples
+   * the folder (every memory check, and once more when the result arrives) and fails an invocation
+   * that grew it past the size with that error, after the fact: the handler has returned by then, its
+   * own cleanup done, so the environment stays. Sampled, so a spool written and removed within 100 ms
+   * can pass unseen; the downloader's spools live for seconds.
+   */
+  private tmpUse(environment: Environment): { sample(): number; overflow(): number | undefined } {
+    const folder = environment.tmpDir;
+    const limit = (this.options.tmp?.sizeMb ?? 0) * 1024 * 1024;
+    const atStart = folder === undefined ? 0 : folderBytes(folder);
+    let peak = atStart;
+    const sample = (): number => {
+      if (folder === undefined) return 0;
+      const bytes = folderBytes(folder);
+      peak = Math.max(peak, bytes);
+      this.stats.peakTmpBytes = Math.max(this.stats.peakTmpBytes, bytes);
+      return bytes;
+    };
+    return {
+      sample,
+      overflow: () => {
+        sample();
+        // Only growth counts: files an earlier invocation left are not this one's writes.
+        return folder !== undefined && peak > limit && peak > atStart ? peak : undefined;
+      },
+    };
   }
 
   /** Ends every environment (the next invocation cold-starts). */
@@ -327,7 +345,10 @@ export class LambdaFunction {
     await Promise.all(this.environments.map((environment) => this.discard(environment)));
   }
 
-  /** Kills the environments now, as a crash of the host would (fault scenarios). */
+  /**
+   * Kills the environments now, as a runtime crash does (fault scenarios). Lambda then resets an
+   * environment, /tmp kept: the next environment in each slot finds what they left.
+   */
   async recycle(): Promise<void> {
     await Promise.all(this.environments.map((environment) => this.discard(environment)));
   }
@@ -349,24 +370,12 @@ export class LambdaFunction {
     }
   }
 
-  /**
-   * Lambda freezes an environment once its handler has returned: whatever the handler left running (a
-   * timer, an un-awaited request, a write) waits for the next invocation, or never happens if there is
-   * none. Stopping the process group does the same here, so code that relies on work after its return
-   * fails in the lab as it would in Lambda.
-   */
-  private freeze(environment: Environment): void {
-    const pid = environment.process.child.pid;
-    if (environment.dead || environment.frozen || pid === undefined) return;
-    signalGroup(pid, 'SIGSTOP');
-    environment.frozen = true;
-  }
-
+  /** Releases a frozen environment's runtime (see FREEZE_FD) just before its next invocation. */
   private thaw(environment: Environment): void {
-    const pid = environment.process.child.pid;
-    if (!environment.frozen || pid === undefined) return;
-    signalGroup(pid, 'SIGCONT');
+    if (!environment.frozen) return;
     environment.frozen = false;
+    const pipe = environment.process.child.stdio[FREEZE_FD];
+    if (pipe && 'write' in pipe) pipe.write(Buffer.of(1));
   }
 
   private release(environment: Environment): void {
@@ -387,7 +396,11 @@ export class LambdaFunction {
       cwd: REPO_ROOT,
       logFile,
       ipc: true,
+      controlPipe: true,
     });
+    // The runtime may be gone before a thaw's byte reaches it (killed on a timeout): nothing to report.
+    const pipe = tracked.child.stdio[FREEZE_FD];
+    if (pipe && 'on' in pipe) pipe.on('error', () => undefined);
     const environment: Environment = { process: tracked, ready: Promise.resolve(), busy: false, dead: false, frozen: false, slot, tmpDir };
     environment.ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`init of ${this.name} took longer than ${initTimeoutMs} ms`)), initTimeoutMs);
