@@ -2,9 +2,10 @@
  * One Lambda execution environment: a Node process that imports a handler module once (its module
  * scope — configuration, SDK clients — lives as long as the process, as in a warm Lambda environment)
  * and answers invocations from the local Lambda service over IPC. The service kills the process on a
- * timeout, so a timed-out invocation really stops, as it does in Lambda.
+ * timeout, so a timed-out invocation really stops, as it does in Lambda. Between invocations the
+ * process is frozen (events.ts, FREEZE_FD).
  *
- * Started as: node --import tsx function-runtime.ts <handler module path>
+ * Started as: node --import tsx function-runtime.ts <handler module path>, with the control pipe as fd 4
  * The environment is complete before this process starts, so the handler reads it at import.
  */
 import { readSync } from 'node:fs';

@@ -100,7 +100,7 @@ export interface FunctionStats {
   crashes: number;
   /** Invocations ended because the environment's resident memory exceeded the function's memory size. */
   outOfMemory: number;
-  /** Invocations ended because the environment's /tmp held more than the function's ephemeral storage. */
+  /** Invocations failed with ENOSPC: they grew their environment's /tmp past the function's ephemeral storage. */
   tmpFull: number;
   /** Most bytes one environment's /tmp was seen holding during an invocation (sampled). */
   peakTmpBytes: number;
