@@ -102,6 +102,7 @@ describe('LambdaFunction resource accounting', () => {
       expect(await frozen.invoke({ file, afterMs: 1000, line: 'second' })).toMatchObject({ ok: true, value: 'returned' });
       await sleep(1500);
       expect(readFileSync(file, 'utf8')).toBe('first\n');
+      expect(frozen.stats.coldStarts).toBe(1);
     } finally {
       await frozen.close();
     }
@@ -160,11 +161,16 @@ describe('LambdaFunction resource accounting', () => {
       expect(reading).toMatchObject({ ok: true });
       expect(viewOf(reading)?.files).toHaveLength(2);
 
+      // Removing files and then writing past the size is growth too (from the lowest the folder was).
+      const rewritten = await withTmp.invoke({ clear: true, holdMs: 300, writeMib: 9, holdAfterMs: 300 });
+      expect(rewritten).toMatchObject({ ok: false, tmpFull: true });
+      expect(withTmp.stats.tmpFull).toBe(2);
+
       // After a crash Lambda resets the environment and keeps /tmp: the new one in slot 0 finds the files.
       await withTmp.recycle();
       const again = await Promise.all([withTmp.invoke({ holdMs: 300 }), withTmp.invoke({ holdMs: 300 })]);
       expect(again.every((result) => result.ok)).toBe(true);
-      expect(again.map(viewOf).find((view) => view?.tmpdir.endsWith('environment-0'))?.files).toHaveLength(2);
+      expect(again.map(viewOf).find((view) => view?.tmpdir.endsWith('environment-0'))?.files).toHaveLength(1);
     } finally {
       await withTmp.close();
     }

@@ -29,9 +29,12 @@ export const ENVIRONMENT_TMPDIR_VARIABLE = 'LAB_ENVIRONMENT_TMPDIR';
 
 /**
  * The runtime's end of its control pipe. Once it has sent an invocation's result, the runtime blocks
- * its only thread reading one byte from it: frozen, as Lambda freezes an environment whose handler
- * has returned. The service writes the byte just before the next invocation; if the service dies, the
- * pipe closes and the runtime exits, so no frozen environment outlives the lab.
+ * its JavaScript thread reading one byte from it: no timer, callback or promise the handler left runs,
+ * as when Lambda freezes an environment whose handler has returned. (File I/O already handed to
+ * libuv's thread pool may still complete, and a result too large for one socket write, 256 KiB or
+ * so, is sent before the freeze begins; the pipeline's handlers return small batch responses.) The
+ * service writes the byte just before the next invocation; if the service dies, the pipe closes and
+ * the runtime exits, so no frozen environment outlives the lab.
  */
 export const FREEZE_FD = 4;
 

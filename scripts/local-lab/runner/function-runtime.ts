@@ -73,12 +73,20 @@ function freezeUntilThawed(): void {
   const byte = Buffer.alloc(1);
   for (;;) {
     try {
+      // End of the pipe: the service is gone, and so is this environment.
       if (readSync(FREEZE_FD, byte, 0, 1, null) === 0) process.exit(0);
       return;
     } catch (error) {
-      // A non-blocking pipe: nothing written yet.
-      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') process.exit(0);
-      Atomics.wait(pause, 0, 0, 5);
+      const code = (error as NodeJS.ErrnoException).code;
+      // A signal Node handles (SIGUSR1 starts the inspector) interrupts the read: read on.
+      if (code === 'EINTR') continue;
+      // A non-blocking pipe with nothing written yet.
+      if (code === 'EAGAIN') {
+        Atomics.wait(pause, 0, 0, 5);
+        continue;
+      }
+      process.stderr.write(`function runtime: cannot wait on its control pipe (fd ${FREEZE_FD}): ${String(error)}\n`);
+      process.exit(1);
     }
   }
 }

@@ -292,12 +292,13 @@ export class LambdaFunction {
       const tmpOverflow = tmpUse.overflow();
       if (tmpOverflow !== undefined) {
         this.stats.tmpFull += 1;
+        const handlerOutcome = outcome.ok ? 'returned a result' : `failed: ${outcome.error?.errorType}: ${outcome.error?.errorMessage}`;
         return failure(
           {
             errorType: 'Error',
             errorMessage:
               `ENOSPC: no space left on device (lab: the invocation grew /tmp to ${Math.round(tmpOverflow / 2 ** 20)} MiB, ` +
-              `over the function's ephemeral storage of ${this.options.tmp?.sizeMb} MB)`,
+              `over the function's ephemeral storage of ${this.options.tmp?.sizeMb} MB; the handler ${handlerOutcome})`,
           },
           { tmpFull: true },
         );
@@ -314,18 +315,24 @@ export class LambdaFunction {
    * fails with ENOSPC, and the handler sees that error. The lab cannot make a write fail, so it samples
    * the folder (every memory check, and once more when the result arrives) and fails an invocation
    * that grew it past the size with that error, after the fact: the handler has returned by then, its
-   * own cleanup done, so the environment stays. Sampled, so a spool written and removed within 100 ms
-   * can pass unseen; the downloader's spools live for seconds.
+   * own cleanup done, so the environment stays. Its whole result is replaced, batch item failures
+   * included, where in Lambda only the write, and what the handler made of it, would have failed.
+   * Sampled, so a spool written and removed within 100 ms can pass unseen; the downloader's spools
+   * live for seconds.
    */
   private tmpUse(environment: Environment): { sample(): number; overflow(): number | undefined } {
     const folder = environment.tmpDir;
     const limit = (this.options.tmp?.sizeMb ?? 0) * 1024 * 1024;
-    const atStart = folder === undefined ? 0 : folderBytes(folder);
-    let peak = atStart;
+    // Only growth counts: files an earlier invocation left are not this one's writes. Growth is
+    // measured from the lowest the folder has been during this invocation, so removing old files and
+    // then writing past the size counts too.
+    let lowest = folder === undefined ? 0 : folderBytes(folder);
+    let overflow: number | undefined;
     const sample = (): number => {
       if (folder === undefined) return 0;
       const bytes = folderBytes(folder);
-      peak = Math.max(peak, bytes);
+      if (bytes > limit && bytes > lowest) overflow = Math.max(overflow ?? 0, bytes);
+      lowest = Math.min(lowest, bytes);
       this.stats.peakTmpBytes = Math.max(this.stats.peakTmpBytes, bytes);
       return bytes;
     };
@@ -333,8 +340,7 @@ export class LambdaFunction {
       sample,
       overflow: () => {
         sample();
-        // Only growth counts: files an earlier invocation left are not this one's writes.
-        return folder !== undefined && peak > limit && peak > atStart ? peak : undefined;
+        return overflow;
       },
     };
   }
