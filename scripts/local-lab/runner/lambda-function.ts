@@ -7,7 +7,7 @@
  * never thrown, so event sources can apply their own retry rules.
  */
 import { lstatSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { ProcessRegistry, TrackedProcess } from '../processes';
 import { ENVIRONMENT_TMPDIR_VARIABLE, FREEZE_FD, FunctionIdentity, functionArn, newInvocation } from './events';
 import type { InvokeMessage, RuntimeMessage, SerializedError } from './function-runtime';
@@ -50,8 +50,8 @@ export type InvokeResult =
       tmpFull?: boolean;
     } & SerializedError);
 
-/** How often an invocation's resident memory is checked against the function's memory size. */
-const MEMORY_CHECK_MS = 100;
+/** How often an invocation's resident memory and /tmp are checked against the function's sizes. */
+const RESOURCE_CHECK_MS = 100;
 
 /** Resident memory of a process in KiB (Linux /proc), or undefined where it cannot be read. */
 export function residentKb(pid: number): number | undefined {
@@ -64,10 +64,13 @@ export function residentKb(pid: number): number | undefined {
   }
 }
 
-/** Lambda's /tmp is private to the environment: '/tmp' in the configuration means the environment's own folder. */
-function environmentWithTmp(environment: NodeJS.ProcessEnv, tmp: { root: string }, tmpDir: string): NodeJS.ProcessEnv {
+/**
+ * Lambda's /tmp is private to the environment: '/tmp' in the configuration means the environment's own
+ * folder. The process starts with the slots' shared parent folder as TMPDIR (see ENVIRONMENT_TMPDIR_VARIABLE).
+ */
+function environmentWithTmp(environment: NodeJS.ProcessEnv, tmpDir: string): NodeJS.ProcessEnv {
   const mapped = Object.fromEntries(Object.entries(environment).map(([name, value]) => [name, value === '/tmp' ? tmpDir : value]));
-  return { ...mapped, TMPDIR: tmp.root, [ENVIRONMENT_TMPDIR_VARIABLE]: tmpDir };
+  return { ...mapped, TMPDIR: dirname(tmpDir), [ENVIRONMENT_TMPDIR_VARIABLE]: tmpDir };
 }
 
 /** Bytes of the files under a folder (a file removed while it is read counts as gone). */
@@ -135,9 +138,8 @@ interface Environment {
   dead: boolean;
   /** Blocked on its control pipe since its last result (events.ts, FREEZE_FD), as Lambda freezes an idle environment. */
   frozen: boolean;
-  /** Concurrency slot, whose /tmp folder this environment has (with LambdaFunctionOptions.tmp). */
+  /** Concurrency slot, whose /tmp folder (tmpDirOf) this environment has. */
   slot: number;
-  tmpDir?: string;
   /** Memory right after init, as the runtime reported it. */
   initMemory?: MemorySnapshot;
   pending?: { id: number; resolve: (message: Extract<RuntimeMessage, { type: 'result' }> | undefined) => void };
@@ -212,7 +214,7 @@ export class LambdaFunction {
       }
       const id = this.nextId++;
       let timer: NodeJS.Timeout | undefined;
-      let memoryCheck: NodeJS.Timeout | undefined;
+      let resourceCheck: NodeJS.Timeout | undefined;
       let residentAtKill = 0;
       const memoryLimitKb = this.options.identity.memoryMb * 1024;
       const tmpUse = this.tmpUse(environment);
@@ -223,14 +225,14 @@ export class LambdaFunction {
         // Lambda stops an environment that uses more than the function's memory. Checked from here, so a
         // handler stuck in synchronous work is stopped too. (The lab's RSS includes the TypeScript
         // loader, some tens of MB a bundled function does not have: the lab errs on the strict side.)
-        memoryCheck = setInterval(() => {
+        resourceCheck = setInterval(() => {
           const kb = pid === undefined ? undefined : residentKb(pid);
           if (kb !== undefined && kb > memoryLimitKb) {
             residentAtKill = kb;
             resolve('out-of-memory');
           }
           tmpUse.sample();
-        }, MEMORY_CHECK_MS);
+        }, RESOURCE_CHECK_MS);
         const message: InvokeMessage = { type: 'invoke', id, event, meta: invocation };
         this.thaw(environment);
         try {
@@ -243,7 +245,7 @@ export class LambdaFunction {
         }
       }).finally(() => {
         clearTimeout(timer);
-        clearInterval(memoryCheck);
+        clearInterval(resourceCheck);
       });
       environment.pending = undefined;
       if (outcome === 'out-of-memory') {
@@ -320,21 +322,20 @@ export class LambdaFunction {
    * Sampled, so a spool written and removed within 100 ms can pass unseen; the downloader's spools
    * live for seconds.
    */
-  private tmpUse(environment: Environment): { sample(): number; overflow(): number | undefined } {
-    const folder = environment.tmpDir;
+  private tmpUse(environment: Environment): { sample(): void; overflow(): number | undefined } {
+    const folder = this.tmpDirOf(environment.slot);
     const limit = (this.options.tmp?.sizeMb ?? 0) * 1024 * 1024;
     // Only growth counts: files an earlier invocation left are not this one's writes. Growth is
     // measured from the lowest the folder has been during this invocation, so removing old files and
     // then writing past the size counts too.
     let lowest = folder === undefined ? 0 : folderBytes(folder);
     let overflow: number | undefined;
-    const sample = (): number => {
-      if (folder === undefined) return 0;
+    const sample = (): void => {
+      if (folder === undefined) return;
       const bytes = folderBytes(folder);
       if (bytes > limit && bytes > lowest) overflow = Math.max(overflow ?? 0, bytes);
       lowest = Math.min(lowest, bytes);
       this.stats.peakTmpBytes = Math.max(this.stats.peakTmpBytes, bytes);
-      return bytes;
     };
     return {
       sample,
@@ -376,6 +377,11 @@ export class LambdaFunction {
     }
   }
 
+  /** The /tmp folder of a concurrency slot (none without LambdaFunctionOptions.tmp). */
+  private tmpDirOf(slot: number): string | undefined {
+    return this.options.tmp ? join(this.options.tmp.root, `environment-${slot}`) : undefined;
+  }
+
   /** Releases a frozen environment's runtime (see FREEZE_FD) just before its next invocation. */
   private thaw(environment: Environment): void {
     if (!environment.frozen) return;
@@ -390,15 +396,15 @@ export class LambdaFunction {
   }
 
   private spawn(): Environment {
-    const { registry, environment: baseEnvironment, entry, logFile, initTimeoutMs = 30_000, tmp } = this.options;
+    const { registry, environment: baseEnvironment, entry, logFile, initTimeoutMs = 30_000 } = this.options;
     this.stats.coldStarts += 1;
     const taken = new Set(this.environments.map((environment) => environment.slot));
     let slot = 0;
     while (taken.has(slot)) slot += 1;
-    const tmpDir = tmp ? join(tmp.root, `environment-${slot}`) : undefined;
+    const tmpDir = this.tmpDirOf(slot);
     if (tmpDir) mkdirSync(tmpDir, { recursive: true });
     const tracked = registry.start(`lambda:${this.name}`, process.execPath, ['--import', 'tsx', RUNTIME_ENTRY, entry], {
-      env: tmp && tmpDir ? environmentWithTmp(baseEnvironment, tmp, tmpDir) : baseEnvironment,
+      env: tmpDir ? environmentWithTmp(baseEnvironment, tmpDir) : baseEnvironment,
       cwd: REPO_ROOT,
       logFile,
       ipc: true,
@@ -407,7 +413,7 @@ export class LambdaFunction {
     // The runtime may be gone before a thaw's byte reaches it (killed on a timeout): nothing to report.
     const pipe = tracked.child.stdio[FREEZE_FD];
     if (pipe && 'on' in pipe) pipe.on('error', () => undefined);
-    const environment: Environment = { process: tracked, ready: Promise.resolve(), busy: false, dead: false, frozen: false, slot, tmpDir };
+    const environment: Environment = { process: tracked, ready: Promise.resolve(), busy: false, dead: false, frozen: false, slot };
     environment.ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`init of ${this.name} took longer than ${initTimeoutMs} ms`)), initTimeoutMs);
       tracked.child.on('message', (message: RuntimeMessage) => {

@@ -16,7 +16,6 @@ import { countLogLines, FIXTURE_PAGE_LIMIT, fixtureSession, HAND_OFF_LOG, isSegm
 const ADOPTED_LOG = 'adopted the object a previous holder stored';
 const DROPPED_LOG = 'previous holder died before storing its object';
 
-
 /** Every file's bytes were read from RDS exactly once (nothing stored was downloaded again). */
 function checkNoReread(run: ScenarioRun, session: LabSession, fixtures: FixtureLogs, allowance: number): void {
   const excess = fixtures.files.map((file) => ({
